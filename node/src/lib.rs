@@ -1,0 +1,6 @@
+//! The imi node: the daemon a country runs.
+//!
+//! Owns the redb store, the libp2p swarm with admission of certified peers,
+//! store-and-forward delivery of signed envelopes with receipts, replication
+//! of the directory with Automerge, retention and notifications. It must not
+//! render HTML.
