@@ -4,3 +4,7 @@
 //! store-and-forward delivery of signed envelopes with receipts, replication
 //! of the directory with Automerge, retention and notifications. It must not
 //! render HTML.
+
+pub mod config;
+pub mod net;
+pub mod store;

@@ -1,0 +1,268 @@
+//! The node's one configuration file (`imi-node.toml`).
+//!
+//! Paths in the file are relative to the file's own directory, so a node's
+//! directory can be moved as a whole. `imi-node init` writes a commented
+//! example; `node/imi-node.example.toml` is the same file in the repo, and a
+//! test proves it parses.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imi_protocol::Country;
+use serde::{Deserialize, Serialize};
+
+/// The example configuration shipped with imi and written by `imi-node init`.
+pub const EXAMPLE: &str = include_str!("../imi-node.example.toml");
+
+/// A node's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The country this node serves (`EU` for the Commission's observer).
+    pub country: Country,
+    /// The node's name, unique within its country (`helsinki-1`).
+    pub name: String,
+    /// Addresses to listen on for other nodes.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Addresses of other nodes to connect to.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Where the store and the search index live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Key and certificate files.
+    #[serde(default)]
+    pub certs: CertPaths,
+    /// Delivery tuning.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Key and certificate files of a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertPaths {
+    /// The node's private ed25519 key (PKCS#8 PEM, owner-only permissions).
+    pub key: PathBuf,
+    /// The Commission's federation root certificate, pinned.
+    pub root: PathBuf,
+    /// The national CA certificate that issued the node certificate
+    /// (absent for the Commission's observer, which the root certifies).
+    pub national_ca: Option<PathBuf>,
+    /// The node certificate.
+    pub node: PathBuf,
+    /// Directory of revocation lists (`*.crl.pem`) known at start.
+    pub revocations: PathBuf,
+}
+
+impl Default for CertPaths {
+    fn default() -> Self {
+        CertPaths {
+            key: "node-key.pem".into(),
+            root: "certs/root.pem".into(),
+            national_ca: Some("certs/national-ca.pem".into()),
+            node: "certs/node.pem".into(),
+            revocations: "certs/revocations".into(),
+        }
+    }
+}
+
+/// Delivery tuning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// First retry delay, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest delay between two attempts, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Messages in flight to one node at once.
+    pub max_in_flight_per_peer: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            max_in_flight_per_peer: 512,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// First retry delay.
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms.max(1))
+    }
+
+    /// Longest delay between two attempts.
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms.max(self.initial_backoff_ms.max(1)))
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `imi_node=debug,info`; the
+    /// `IMI_LOG` environment variable overrides it.
+    pub filter: Option<String>,
+}
+
+fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/tcp/4100".into(),
+        "/ip4/0.0.0.0/udp/4100/quic-v1".into(),
+    ]
+}
+
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("the configuration file {path} is not valid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks the file at `path`; relative paths inside it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses configuration text without touching the disk.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|err| err.to_string())?;
+        if !valid_node_name(&config.name) {
+            return Err(format!(
+                "node name {:?} is not valid: use 1 to 63 lowercase letters, digits and '-'",
+                config.name
+            ));
+        }
+        for addr in config.listen.iter().chain(&config.peers) {
+            addr.parse::<libp2p::Multiaddr>()
+                .map_err(|err| format!("address {addr:?} is not a valid multiaddr: {err}"))?;
+        }
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.certs.key);
+        resolve(&mut self.certs.root);
+        resolve(&mut self.certs.node);
+        resolve(&mut self.certs.revocations);
+        if let Some(ca) = self.certs.national_ca.as_mut() {
+            resolve(ca);
+        }
+    }
+
+    /// The node's address in the federation (`FI/helsinki-1`).
+    pub fn address(&self) -> String {
+        format!("{}/{}", self.country, self.name)
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("store.redb")
+    }
+}
+
+/// Whether `name` is a valid node name: 1–63 lowercase ASCII letters,
+/// digits and '-', not starting or ending with '-'.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let config = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(config.country, Country::Fi);
+        assert_eq!(config, Config::parse(&toml::to_string(&config).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let err = Config::parse("country = \"XX\"\nname = \"a\"").unwrap_err();
+        assert!(err.contains("unknown country code"), "{err}");
+        let err = Config::parse("country = \"FI\"\nname = \"Helsinki\"").unwrap_err();
+        assert!(err.contains("node name"), "{err}");
+        let err = Config::parse("country = \"FI\"\nname = \"h\"\nlisten = [\"nonsense\"]")
+            .unwrap_err();
+        assert!(err.contains("multiaddr"), "{err}");
+        let err = Config::parse("country = \"FI\"\nname = \"h\"\ncolour = 1").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imi-node.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.certs.key, dir.path().join("node-key.pem"));
+        assert_eq!(config.store_path(), dir.path().join("data/store.redb"));
+    }
+}

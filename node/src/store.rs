@@ -1,0 +1,295 @@
+//! The node's redb store, behind one owner.
+//!
+//! Reads open their own MVCC read transaction from any thread. Writes go
+//! through [`Store::write`]: a single writer thread takes every write that is
+//! waiting, runs them all in **one** write transaction and commits once
+//! (group commit), so durability (`fsync` per commit) does not cap throughput.
+//!
+//! Contract for write closures: a closure that returns `Err` must not have
+//! written anything (check first, then write). Its error goes back to its own
+//! caller; the other closures of the batch still commit.
+//!
+//! The tables and their encodings are listed in `docs/STORE.md`; every table
+//! name carries a version suffix (`"cases-1"`), bumped when its encoding
+//! changes.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use redb::{Database, ReadTransaction, TableDefinition, WriteTransaction};
+use tokio::sync::oneshot;
+
+/// Largest number of writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Writes waiting for the writer thread before callers wait for room.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Key/value metadata (schema version and counters).
+pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta-1");
+
+/// The store's schema version, kept in [`META`].
+const SCHEMA_VERSION: &[u8] = b"1";
+
+/// Something went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What redb said.
+        #[source]
+        source: Box<redb::DatabaseError>,
+    },
+    /// The file holds a store of another schema version.
+    #[error(
+        "the store at {path} has schema version {found}, this imi-node expects {expected}; restore a backup made by a matching version"
+    )]
+    SchemaVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: String,
+        /// The version this build writes.
+        expected: String,
+    },
+    /// A read or write failed inside redb.
+    #[error("the store failed: {0}")]
+    Database(#[from] Box<redb::Error>),
+    /// A stored value could not be decoded.
+    #[error("a stored {what} is corrupt: {reason}")]
+    Corrupt {
+        /// What kind of record.
+        what: &'static str,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The writer thread has stopped (the node is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, reason: impl ToString) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                StoreError::Database(Box::new(err.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+type AnyBox = Box<dyn Any + Send>;
+type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<AnyBox, StoreError> + Send>;
+
+struct Job {
+    write: WriteFn,
+    reply: oneshot::Sender<Result<AnyBox, StoreError>>,
+}
+
+/// Statistics of the group commit, for metrics and benchmarks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommitStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Writes committed (summed over all transactions).
+    pub writes: u64,
+}
+
+/// The node's store: one redb database, one writer thread.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    jobs: mpsc::SyncSender<Job>,
+    stats: Arc<std::sync::Mutex<CommitStats>>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it when missing, and starts the
+    /// writer thread. `init` creates the tables the callers use.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .create(path)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        check_schema(&db, path)?;
+        let db = Arc::new(db);
+        let (jobs, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
+        let stats = Arc::new(std::sync::Mutex::new(CommitStats::default()));
+        let writer_db = Arc::clone(&db);
+        let writer_stats = Arc::clone(&stats);
+        thread::Builder::new()
+            .name("imi-store-writer".into())
+            .spawn(move || writer_loop(&writer_db, &rx, &writer_stats))
+            .map_err(|err| StoreError::corrupt("writer thread", err))?;
+        Ok(Store {
+            db,
+            jobs,
+            stats,
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    /// The file the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens a read transaction (a consistent snapshot).
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Runs `write` in the next group-committed transaction and returns its
+    /// result once the transaction is durable.
+    pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
+            reply,
+        };
+        let jobs = self.jobs.clone();
+        // The queue is bounded: wait for room off the async runtime.
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+                    .map_err(|_| StoreError::Closed)?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        let value = rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(*value
+            .downcast::<T>()
+            .expect("the writer returns the closure's own type"))
+    }
+
+    /// Like [`Store::write`], for callers outside the async runtime (the CLI).
+    pub fn write_blocking<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
+            reply,
+        };
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        let value = rx.blocking_recv().map_err(|_| StoreError::Closed)??;
+        Ok(*value
+            .downcast::<T>()
+            .expect("the writer returns the closure's own type"))
+    }
+
+    /// Group-commit statistics so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let found = meta.get("schema")?.map(|v| v.value().to_vec());
+        match found {
+            None => {
+                meta.insert("schema", SCHEMA_VERSION)?;
+            }
+            Some(found) if found == SCHEMA_VERSION => {}
+            Some(found) => {
+                return Err(StoreError::SchemaVersion {
+                    path: path.to_owned(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: String::from_utf8_lossy(SCHEMA_VERSION).into_owned(),
+                });
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mutex<CommitStats>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let count = batch.len();
+        let tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(err) => {
+                let message = err.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::corrupt("transaction", &message)));
+                }
+                continue;
+            }
+        };
+        let mut results = Vec::with_capacity(count);
+        for job in batch.drain(..) {
+            let result = (job.write)(&tx);
+            results.push((job.reply, result));
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for (reply, result) in results {
+                    let _ = reply.send(result);
+                }
+                let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+                stats.commits += 1;
+                stats.writes += count as u64;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, writes = count, "store commit failed");
+                let message = err.to_string();
+                for (reply, _) in results {
+                    let _ = reply.send(Err(StoreError::corrupt("commit", &message)));
+                }
+            }
+        }
+        tracing::trace!(writes = count, elapsed_us = started.elapsed().as_micros() as u64, "group commit");
+    }
+}
