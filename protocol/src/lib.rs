@@ -15,11 +15,20 @@
 //! ```
 
 mod country;
+mod envelope;
 mod ids;
 mod language;
 mod roles;
 
 pub use country::{Country, UnknownCountry};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use envelope::{
+    Author, ENVELOPE_MAGIC, EncodeError, Header, InvalidNodeAddress, InvalidNodeName,
+    MAX_NODE_NAME_LEN, MessageKind, NodeAddress, NodeName, Opened, PROTOCOL_VERSION, RECEIPT_MAGIC,
+    ReceiptBody, ReceiptMismatch, ReceiptOutcome, SenderKeys, SignedEnvelope, SignedReceipt,
+    VerifyContext, VerifyError, open, open_receipt, peek_header, seal, seal_receipt,
+    signing_key_from_seed, wire_digest,
+};
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
 pub use language::{Language, UnknownLanguage};
 pub use roles::{Actor, Role, UnknownRole};
