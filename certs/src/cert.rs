@@ -317,6 +317,22 @@ pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, &'sta
     }
 }
 
+/// The DER encoding of the ed25519 AlgorithmIdentifier, then the header of
+/// a 64-byte signature BIT STRING.
+const ED25519_SIGNATURE_TAIL: [u8; 10] =
+    [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x41, 0x00];
+
+/// Whether a signed X.509 structure (CRL, request) ends with an ed25519
+/// signature algorithm and signature in their one canonical encoding. The
+/// parser is lenient about the unsigned outer algorithm field; checking the
+/// exact bytes means every signed object has exactly one encoding, so the
+/// same list is always the same bytes.
+pub(crate) fn ends_with_ed25519_signature(der: &[u8]) -> bool {
+    der.len() >= ED25519_SIGNATURE_TAIL.len() + 64
+        && der[der.len() - 64 - ED25519_SIGNATURE_TAIL.len()..der.len() - 64]
+            == ED25519_SIGNATURE_TAIL
+}
+
 /// The URIs among the certificate's subject alternative names.
 pub(crate) fn san_uris<'a>(cert: &'a X509Certificate<'_>) -> Result<Vec<&'a str>, &'static str> {
     let san = cert

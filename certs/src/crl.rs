@@ -9,7 +9,10 @@ use x509_parser::prelude::*;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::ca::national_ca_country;
-use crate::cert::{Certificate, asn1_time_to_system, ed25519_key, encode_pem, parse_certificate};
+use crate::cert::{
+    Certificate, asn1_time_to_system, ed25519_key, encode_pem, ends_with_ed25519_signature,
+    parse_certificate,
+};
 use crate::name::Serial;
 use crate::verify::TrustedRoot;
 
@@ -60,6 +63,13 @@ impl RevocationList {
         let malformed = |what: &str| RevocationListError::Malformed {
             what: what.to_owned(),
         };
+        if crl.tbs_cert_list.signature.algorithm != x509_parser::oid_registry::OID_SIG_ED25519
+            || !ends_with_ed25519_signature(&der)
+        {
+            return Err(malformed(
+                "it is not signed with ed25519, the federation's only signature algorithm",
+            ));
+        }
         let number_bytes = crl
             .crl_number()
             .ok_or_else(|| malformed("it has no CRL number"))?

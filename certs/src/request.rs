@@ -6,7 +6,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, SanType};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
-use crate::cert::{NODE_URI_PREFIX, PEER_URI_PREFIX, encode_pem};
+use crate::cert::{NODE_URI_PREFIX, PEER_URI_PREFIX, encode_pem, ends_with_ed25519_signature};
 use crate::key::{NodeKey, RcgenSigner};
 use crate::name::NodeName;
 
@@ -68,7 +68,9 @@ impl CertificateRequest {
             _ => return Err(malformed("the bytes are not a PKCS#10 certificate request")),
         };
         let info = &csr.certification_request_info;
-        if info.subject_pki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
+        if info.subject_pki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519
+            || !ends_with_ed25519_signature(&der)
+        {
             return Err(RequestError::NotEd25519);
         }
         let public_key = <[u8; 32]>::try_from(info.subject_pki.subject_public_key.data.as_ref())
@@ -255,6 +257,21 @@ mod tests {
             CertificateRequest::from_der(der),
             Err(RequestError::BadSignature)
         );
+    }
+
+    #[test]
+    fn every_altered_byte_is_refused() {
+        let key = NodeKey::generate();
+        let node = NodeName::new("tallinn").unwrap();
+        let request = key.certificate_request(Country::Ee, &node).unwrap();
+        for i in 0..request.der().len() {
+            let mut der = request.der().to_vec();
+            der[i] ^= 0x01;
+            assert!(
+                CertificateRequest::from_der(der).is_err(),
+                "flipping byte {i} was accepted"
+            );
+        }
     }
 
     #[test]

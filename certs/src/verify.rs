@@ -168,6 +168,32 @@ impl TrustedRoot {
         })
     }
 
+    /// [`verify`](Self::verify) for a chain as PEM text (node certificate
+    /// first); text that is not a chain is [`VerifyError::Malformed`].
+    pub fn verify_pem(
+        &self,
+        chain_pem: &str,
+        presented_peer_id: &str,
+        now: SystemTime,
+        revocations: &RevocationSet,
+    ) -> Result<VerifiedNode, VerifyError> {
+        let chain = CertChain::from_pem(chain_pem)?;
+        self.verify(&chain, presented_peer_id, now, revocations)
+    }
+
+    /// [`verify`](Self::verify) for a chain as DER certificates, node
+    /// first (the form sent over the wire).
+    pub fn verify_der_list(
+        &self,
+        certificates: &[Vec<u8>],
+        presented_peer_id: &str,
+        now: SystemTime,
+        revocations: &RevocationSet,
+    ) -> Result<VerifiedNode, VerifyError> {
+        let chain = CertChain::from_der_list(certificates.iter().cloned())?;
+        self.verify(&chain, presented_peer_id, now, revocations)
+    }
+
     fn webpki_verify(&self, chain: &CertChain, now: SystemTime) -> Result<(), VerifyError> {
         let root_der = CertificateDer::from(self.cert.der());
         let anchor = webpki::anchor_from_trusted_cert(&root_der)
@@ -292,6 +318,14 @@ pub enum RootError {
     /// The root is not a CA.
     #[error("the root certificate is not a CA certificate")]
     NotACa,
+}
+
+impl From<CertificateError> for VerifyError {
+    fn from(e: CertificateError) -> Self {
+        VerifyError::Malformed {
+            what: e.to_string(),
+        }
+    }
 }
 
 fn malformed(what: &str) -> VerifyError {
