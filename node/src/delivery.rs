@@ -33,7 +33,7 @@ use imi_protocol::{
     seal_receipt,
 };
 use rand::Rng;
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -407,8 +407,11 @@ impl<I: Inbound> Receiver<I> {
     /// returns the answer to send back.
     pub async fn receive(&self, from: &PeerIdentity, bytes: Vec<u8>) -> DeliverAnswer {
         let from_address = from.address.clone();
-        let ctx = VerifyContext::new(&self.me, &self.keys);
-        let opened: Opened<I::Body> = match open(&bytes, &ctx) {
+        let verified = {
+            let ctx = VerifyContext::new(&self.me, &self.keys);
+            open::<I::Body>(&bytes, &ctx)
+        };
+        let opened = match verified {
             Ok(opened) => opened,
             Err(err) => return self.refuse_unverified(&from_address, &bytes, &err),
         };

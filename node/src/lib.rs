@@ -5,6 +5,9 @@
 //! of the directory with Automerge, retention and notifications. It must not
 //! render HTML.
 
+pub mod admission;
 pub mod config;
+pub mod delivery;
 pub mod net;
+pub mod node;
 pub mod store;

@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use redb::{Database, ReadTransaction, TableDefinition, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
 /// Largest number of writes committed in one transaction.

@@ -1,0 +1,376 @@
+//! A running node: the store, the links, delivery, put together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use imi_certs::{CertChain, Certificate, NodeKey, RevocationList, TrustedRoot};
+use imi_protocol::{
+    Author, CaseId, Header, MessageId, MessageKind, NodeAddress, PROTOCOL_VERSION, seal,
+};
+use libp2p::Multiaddr;
+use redb::WriteTransaction;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::admission::CertAdmission;
+use crate::config::{Config, DeliveryConfig};
+use crate::delivery::{self, Delivery, Inbound, PeerKeys, Receiver};
+use crate::net::{self, AppProtocol, NetConfig, NetEvent, NetworkHandle};
+use crate::store::{Store, StoreError};
+
+/// Everything a node needs to start, already loaded.
+pub struct NodeSetup {
+    /// The node's address (`FI/helsinki-1`).
+    pub address: NodeAddress,
+    /// The node's key.
+    pub key: NodeKey,
+    /// The pinned root.
+    pub root: TrustedRoot,
+    /// The node's certificate chain.
+    pub chain: CertChain,
+    /// Revocation lists known at start, each with its issuing CA (`None`
+    /// for the root's).
+    pub revocations: Vec<(Option<Certificate>, RevocationList)>,
+    /// Where newer revocation lists are kept.
+    pub revocations_dir: Option<PathBuf>,
+    /// The store file.
+    pub store_path: PathBuf,
+    /// Network settings.
+    pub net: NetConfig,
+    /// Delivery settings.
+    pub delivery: DeliveryConfig,
+}
+
+impl std::fmt::Debug for NodeSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSetup")
+            .field("address", &self.address)
+            .field("store_path", &self.store_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file named in the configuration could not be used.
+    #[error("{0}")]
+    Credentials(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network could not start.
+    #[error(transparent)]
+    Net(#[from] net::NetStartError),
+}
+
+impl NodeSetup {
+    /// Loads key, certificates and revocation lists named in `config`.
+    pub fn from_config(config: &Config) -> Result<NodeSetup, StartError> {
+        let cred = |what: &str, err: &dyn std::fmt::Display| {
+            StartError::Credentials(format!("cannot load {what}: {err}"))
+        };
+        let key_pem = imi_certs::read_private_key_pem(&config.certs.key)
+            .map_err(|e| cred("the node key", &e))?;
+        let key = NodeKey::from_pkcs8_pem(&key_pem).map_err(|e| cred("the node key", &e))?;
+        let root = TrustedRoot::read_pem_file(&config.certs.root)
+            .map_err(|e| cred("the federation root certificate", &e))?;
+        let node_cert = Certificate::read_pem_file(&config.certs.node)
+            .map_err(|e| cred("the node certificate", &e))?;
+        let chain = match &config.certs.national_ca {
+            Some(path) => {
+                let ca = Certificate::read_pem_file(path)
+                    .map_err(|e| cred("the national CA certificate", &e))?;
+                CertChain::national(node_cert, ca)
+            }
+            None => CertChain::observer(node_cert),
+        };
+        let revocations = load_revocations(&config.certs.revocations)?;
+        let address = config
+            .address()
+            .parse()
+            .map_err(|e| cred("the node address", &e))?;
+        let parse_addrs = |list: &[String]| -> Result<Vec<Multiaddr>, StartError> {
+            list.iter()
+                .map(|a| a.parse().map_err(|e| cred("an address", &e)))
+                .collect()
+        };
+        Ok(NodeSetup {
+            address,
+            key,
+            root,
+            chain,
+            revocations,
+            revocations_dir: Some(config.certs.revocations.clone()),
+            store_path: config.store_path(),
+            net: NetConfig {
+                listen: parse_addrs(&config.listen)?,
+                bootstrap: parse_addrs(&config.peers)?,
+                ..NetConfig::default()
+            },
+            delivery: config.delivery.clone(),
+        })
+    }
+}
+
+/// Reads every `*.crl.pem` in `dir`, with the `*.ca.pem` of the same stem
+/// as its issuer (none for `root.crl.pem`).
+fn load_revocations(dir: &Path) -> Result<Vec<(Option<Certificate>, RevocationList)>, StartError> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".crl.pem") else {
+            continue;
+        };
+        let list = RevocationList::read_pem_file(&path).map_err(|e| {
+            StartError::Credentials(format!("cannot load the revocation list: {e}"))
+        })?;
+        let issuer = if stem == "root" {
+            None
+        } else {
+            let ca_path = dir.join(format!("{stem}.ca.pem"));
+            Some(Certificate::read_pem_file(&ca_path).map_err(|e| {
+                StartError::Credentials(format!(
+                    "the revocation list {} needs its CA certificate: {e}",
+                    path.display()
+                ))
+            })?)
+        };
+        out.push((issuer, list));
+    }
+    Ok(out)
+}
+
+/// A running node.
+pub struct Node<I: Inbound> {
+    address: NodeAddress,
+    store: Store,
+    net: NetworkHandle,
+    delivery: Delivery,
+    signing_key: Arc<SigningKey>,
+    admission: Arc<CertAdmission>,
+    inbound: Arc<I>,
+}
+
+impl<I: Inbound> std::fmt::Debug for Node<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Inbound> Node<I> {
+    /// Opens the store, starts the links and delivery, and resumes sending
+    /// what the outbox holds.
+    pub async fn start(setup: NodeSetup, inbound: Arc<I>) -> Result<Node<I>, StartError> {
+        let span = info_span!("node", node = %setup.address);
+        let _entered = span.enter();
+        if let Some(parent) = setup.store_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StartError::Credentials(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let store = Store::open(&setup.store_path)?;
+        store.write_blocking(|tx| delivery::create_tables(tx))?;
+        let admission = Arc::new(
+            CertAdmission::new(
+                setup.root.clone(),
+                setup.chain.clone(),
+                setup.revocations,
+                setup.revocations_dir.clone(),
+            )
+            .map_err(|e| StartError::Credentials(e.to_string()))?,
+        );
+        let signing_key = Arc::new(SigningKey::from_bytes(&setup.key.secret_seed()));
+        let (net, events) = net::start(
+            setup.key.libp2p_keypair(),
+            setup.net.clone(),
+            admission.clone(),
+        )?;
+        let delivery = Delivery::start(store.clone(), net.clone(), setup.delivery.clone())?;
+        let keys = PeerKeys::default();
+        let receiver = Receiver::new(
+            store.clone(),
+            setup.address.clone(),
+            signing_key.clone(),
+            keys.clone(),
+            inbound.clone(),
+        );
+        drop(_entered);
+        tokio::spawn(
+            dispatch(events, receiver, delivery.clone(), keys).instrument(span.clone()),
+        );
+        info!(node = %setup.address, peer = %net.local_peer(), "node started");
+        Ok(Node {
+            address: setup.address,
+            store,
+            net,
+            delivery,
+            signing_key,
+            admission,
+            inbound,
+        })
+    }
+
+    /// The node's address.
+    pub fn address(&self) -> &NodeAddress {
+        &self.address
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The links.
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
+    /// The application that applies received messages.
+    pub fn inbound(&self) -> &Arc<I> {
+        &self.inbound
+    }
+
+    /// Takes a revocation list issued locally and cuts off what it revokes.
+    pub async fn add_revocation_list(
+        &self,
+        issuer: Option<&Certificate>,
+        list: RevocationList,
+    ) -> Result<bool, net::AdmissionRefused> {
+        let changed = self.admission.add_revocation_list(issuer, list)?;
+        if changed {
+            self.net.revocations_changed().await;
+        }
+        Ok(changed)
+    }
+
+    /// Commits `also` (the case's new state) together with one signed
+    /// envelope per recipient carrying `body`, then hands the envelopes to
+    /// delivery. `also` runs first; if it fails, nothing is written.
+    pub async fn send<B, F>(
+        &self,
+        recipients: Vec<NodeAddress>,
+        case: CaseId,
+        kind: MessageKind,
+        author: Author,
+        body: B,
+        also: F,
+    ) -> Result<Vec<MessageId>, SendCaseError>
+    where
+        B: Serialize + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(), SendCaseError> + Send + 'static,
+    {
+        let sender = self.address.clone();
+        let key = self.signing_key.clone();
+        let queued = self
+            .store
+            .write(move |tx| {
+                if let Err(refused) = also(tx) {
+                    return Ok(Err(refused));
+                }
+                let mut queued = Vec::with_capacity(recipients.len());
+                let now = now_ms();
+                for to in recipients {
+                    let sequence = delivery::next_sequence(tx, case, &to)?;
+                    let header = Header {
+                        version: PROTOCOL_VERSION,
+                        id: MessageId::new(),
+                        sender: sender.clone(),
+                        author: author.clone(),
+                        recipients: vec![to.clone()],
+                        case,
+                        sequence,
+                        timestamp_ms: now,
+                        kind,
+                    };
+                    let envelope =
+                        seal(header, &body, &key).map_err(|e| StoreError::corrupt("envelope", e))?;
+                    queued.push(delivery::enqueue(tx, &to, &envelope)?);
+                }
+                Ok(Ok(queued))
+            })
+            .await
+            .map_err(|e| SendCaseError::Store(e.to_string()))??;
+        let ids = queued.iter().map(|q| q.id).collect();
+        self.delivery.enqueued(queued).await;
+        Ok(ids)
+    }
+}
+
+/// A case message could not be committed for sending.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendCaseError {
+    /// The case's state change was refused.
+    #[error("{0}")]
+    Refused(String),
+    /// The envelope could not be sealed.
+    #[error("the message could not be sealed: {0}")]
+    Encode(String),
+    /// The store failed.
+    #[error("the message could not be stored: {0}")]
+    Store(String),
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn dispatch<I: Inbound>(
+    mut events: mpsc::Receiver<NetEvent>,
+    receiver: Receiver<I>,
+    delivery: Delivery,
+    keys: PeerKeys,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::PeerAdmitted(identity) => {
+                let Ok(key) = VerifyingKey::from_bytes(&identity.public_key) else {
+                    warn!(peer = %identity, "admitted peer has an unusable key");
+                    continue;
+                };
+                keys.insert(identity.address.clone(), key);
+                delivery.peer_up(identity.address.clone(), key).await;
+            }
+            NetEvent::PeerLeft(identity) => {
+                delivery.peer_down(identity.address.clone()).await;
+            }
+            NetEvent::Request {
+                protocol: AppProtocol::Deliver,
+                from,
+                bytes,
+                reply,
+            } => {
+                let receiver = receiver.clone();
+                tokio::spawn(
+                    async move {
+                        let answer = receiver.receive(&from, bytes).await;
+                        let _ = reply.send(postcard::to_stdvec(&answer).unwrap_or_default());
+                    }
+                    .in_current_span(),
+                );
+            }
+            NetEvent::Request {
+                protocol: AppProtocol::Sync,
+                from,
+                ..
+            } => {
+                debug!(peer = %from, "directory sync request");
+            }
+        }
+    }
+}
