@@ -14,12 +14,25 @@
 //! assert_eq!(pt.native_names()[0], (Language::Pt, "Portugal"));
 //! ```
 
+mod alert;
 mod country;
 mod ids;
 mod language;
+mod notification;
+mod request;
 mod roles;
+mod time;
+mod transition;
 
+pub use alert::{Alert, AlertAction, AlertStatus};
 pub use country::{Country, UnknownCountry};
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
 pub use language::{Language, UnknownLanguage};
+pub use notification::{Notification, NotificationAction, NotificationStatus};
+pub use request::{Rating, Request, RequestAction, RequestStatus};
 pub use roles::{Actor, Role, UnknownRole};
+pub use time::{Date, InvalidDate, Timestamp, Weekday};
+pub use transition::{
+    Audience, Destination, Effect, IncoherentState, InvalidArgument, Party, Side, Transition,
+    TransitionError,
+};
