@@ -14,12 +14,18 @@
 //! assert_eq!(pt.native_names()[0], (Language::Pt, "Portugal"));
 //! ```
 
+mod alert;
 mod country;
 mod envelope;
 mod ids;
 mod language;
+mod notification;
+mod request;
 mod roles;
+mod time;
+mod transition;
 
+pub use alert::{Alert, AlertAction, AlertStatus};
 pub use country::{Country, UnknownCountry};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use envelope::{
@@ -31,4 +37,11 @@ pub use envelope::{
 };
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
 pub use language::{Language, UnknownLanguage};
+pub use notification::{Notification, NotificationAction, NotificationStatus};
+pub use request::{Rating, Request, RequestAction, RequestStatus};
 pub use roles::{Actor, Role, UnknownRole};
+pub use time::{Date, InvalidDate, Timestamp, Weekday};
+pub use transition::{
+    Audience, Destination, Effect, IncoherentState, InvalidArgument, Party, Side, Transition,
+    TransitionError,
+};
