@@ -166,7 +166,10 @@ impl CertAdmission {
         };
         let name = match &entry.issuer {
             None => "root".to_owned(),
-            Some(der) => match Certificate::from_der(der.clone()).ok().and_then(|c| ca_country(&c)) {
+            Some(der) => match Certificate::from_der(der.clone())
+                .ok()
+                .and_then(|c| ca_country(&c))
+            {
                 Some(country) => format!("national-{country}"),
                 None => return,
             },
@@ -176,10 +179,10 @@ impl CertAdmission {
         {
             warn!(error = %err, dir = %dir.display(), "cannot keep a revocation list on disk");
         }
-        if let Some(der) = &entry.issuer {
-            if let Ok(ca) = Certificate::from_der(der.clone()) {
-                let _ = std::fs::write(dir.join(format!("{name}.ca.pem")), ca.to_pem());
-            }
+        if let Some(der) = &entry.issuer
+            && let Ok(ca) = Certificate::from_der(der.clone())
+        {
+            let _ = std::fs::write(dir.join(format!("{name}.ca.pem")), ca.to_pem());
         }
     }
 
@@ -187,7 +190,12 @@ impl CertAdmission {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let verified = self
             .root
-            .verify(chain, &peer.to_base58(), SystemTime::now(), &state.revocations)
+            .verify(
+                chain,
+                &peer.to_base58(),
+                SystemTime::now(),
+                &state.revocations,
+            )
             .map_err(refused)?;
         let node: NodeName = verified.node.parse().map_err(refused)?;
         Ok(PeerIdentity {

@@ -240,7 +240,10 @@ mod tests {
     fn the_example_configuration_parses() {
         let config = Config::parse(EXAMPLE).expect("example parses");
         assert_eq!(config.country, Country::Fi);
-        assert_eq!(config, Config::parse(&toml::to_string(&config).unwrap()).unwrap());
+        assert_eq!(
+            config,
+            Config::parse(&toml::to_string(&config).unwrap()).unwrap()
+        );
     }
 
     #[test]
@@ -249,8 +252,8 @@ mod tests {
         assert!(err.contains("unknown country code"), "{err}");
         let err = Config::parse("country = \"FI\"\nname = \"Helsinki\"").unwrap_err();
         assert!(err.contains("node name"), "{err}");
-        let err = Config::parse("country = \"FI\"\nname = \"h\"\nlisten = [\"nonsense\"]")
-            .unwrap_err();
+        let err =
+            Config::parse("country = \"FI\"\nname = \"h\"\nlisten = [\"nonsense\"]").unwrap_err();
         assert!(err.contains("multiaddr"), "{err}");
         let err = Config::parse("country = \"FI\"\nname = \"h\"\ncolour = 1").unwrap_err();
         assert!(err.contains("colour"), "{err}");

@@ -44,8 +44,7 @@ use crate::net::{AppProtocol, NetworkHandle, PeerIdentity};
 use crate::store::{Store, StoreError};
 
 /// Every message sent or received: message id → [`MessageRecord`].
-pub(crate) const MESSAGES: TableDefinition<'_, &[u8], &[u8]> =
-    TableDefinition::new("messages-1");
+pub(crate) const MESSAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("messages-1");
 /// Messages waiting for their receipt: message id → [`OutboxEntry`].
 pub(crate) const OUTBOX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("outbox-1");
 /// Receipts given for received messages: message id → receipt bytes.
@@ -443,7 +442,12 @@ impl<I: Inbound> Receiver<I> {
         }
     }
 
-    fn refuse_unverified(&self, from: &NodeAddress, bytes: &[u8], err: &VerifyError) -> DeliverAnswer {
+    fn refuse_unverified(
+        &self,
+        from: &NodeAddress,
+        bytes: &[u8],
+        err: &VerifyError,
+    ) -> DeliverAnswer {
         warn!(peer = %from, code = err.code(), error = %err, "envelope refused");
         match peek_header(bytes) {
             Ok(header) => {
@@ -548,6 +552,7 @@ enum Command {
     Enqueued(Vec<Queued>),
     PeerUp(NodeAddress, VerifyingKey),
     PeerDown(NodeAddress),
+    Shutdown,
 }
 
 /// The sending half: a task that empties the outbox.
@@ -569,6 +574,8 @@ enum Attempt {
 }
 
 type QueueKey = (NodeAddress, CaseId);
+type Sending =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (QueueKey, MessageId, Attempt)> + Send>>;
 
 impl Delivery {
     /// Starts the delivery task and queues everything in the outbox.
@@ -576,7 +583,7 @@ impl Delivery {
         store: Store,
         net: NetworkHandle,
         config: DeliveryConfig,
-    ) -> Result<Delivery, StoreError> {
+    ) -> Result<(Delivery, tokio::task::JoinHandle<()>), StoreError> {
         let pending = load_outbox(&store)?;
         if !pending.is_empty() {
             info!(messages = pending.len(), "resuming delivery of the outbox");
@@ -597,8 +604,13 @@ impl Delivery {
             attempts: HashMap::new(),
         };
         task.add(pending);
-        tokio::spawn(async move { task.run().await });
-        Ok(Delivery { commands })
+        let handle = tokio::spawn(async move { task.run().await });
+        Ok((Delivery { commands }, handle))
+    }
+
+    /// Stops the task (messages stay in the outbox).
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
     }
 
     /// Hands messages to the task once their transaction committed.
@@ -700,7 +712,7 @@ impl DeliveryTask {
                     Some(Command::PeerDown(address)) => {
                         self.connected.remove(&address);
                     }
-                    None => return,
+                    Some(Command::Shutdown) | None => return,
                 },
                 Some((key, id, attempt)) = sends.next(), if !sends.is_empty() => {
                     self.finish(key, id, attempt);
@@ -765,12 +777,7 @@ impl DeliveryTask {
         }
     }
 
-    fn pump(
-        &mut self,
-        sends: &mut FuturesUnordered<
-            std::pin::Pin<Box<dyn std::future::Future<Output = (QueueKey, MessageId, Attempt)> + Send>>,
-        >,
-    ) {
+    fn pump(&mut self, sends: &mut FuturesUnordered<Sending>) {
         while let Some(key) = self.ready.pop_front() {
             if self.in_flight.contains(&key) {
                 continue;
@@ -799,7 +806,12 @@ impl DeliveryTask {
     }
 }
 
-async fn send_one(store: &Store, net: &NetworkHandle, q: &Queued, peer_key: &VerifyingKey) -> Attempt {
+async fn send_one(
+    store: &Store,
+    net: &NetworkHandle,
+    q: &Queued,
+    peer_key: &VerifyingKey,
+) -> Attempt {
     let record = match message(store, q.id) {
         Ok(Some(record)) => record,
         Ok(None) => return Attempt::Done(MessageStatus::Pending),
@@ -810,7 +822,11 @@ async fn send_one(store: &Store, net: &NetworkHandle, q: &Queued, peer_key: &Ver
         return Attempt::Done(record.status);
     }
     let answer = match net
-        .request(AppProtocol::Deliver, &q.to.to_string(), record.envelope.clone())
+        .request(
+            AppProtocol::Deliver,
+            &q.to.to_string(),
+            record.envelope.clone(),
+        )
         .await
     {
         Ok(answer) => answer,
@@ -837,17 +853,22 @@ async fn send_one(store: &Store, net: &NetworkHandle, q: &Queued, peer_key: &Ver
     };
     let sent = match SignedEnvelope::from_bytes(record.envelope.clone()) {
         Ok(sent) => sent,
-        Err(err) => return Attempt::Done(MessageStatus::Rejected {
-            code: "corrupt".into(),
-            reason: err.to_string(),
-        }),
+        Err(err) => {
+            return Attempt::Done(MessageStatus::Rejected {
+                code: "corrupt".into(),
+                reason: err.to_string(),
+            });
+        }
     };
     if let Err(err) = receipt.check_matches(&sent) {
         warn!(to = %q.to, id = %q.id, error = %err, "receipt does not match the message");
         return Attempt::Retry(format!("receipt does not match: {err}"));
     }
     if receipt.receiver != q.to {
-        return Attempt::Retry(format!("receipt signed for {} instead of {}", receipt.receiver, q.to));
+        return Attempt::Retry(format!(
+            "receipt signed for {} instead of {}",
+            receipt.receiver, q.to
+        ));
     }
     let status = match &receipt.outcome {
         ReceiptOutcome::Accepted => MessageStatus::Accepted,

@@ -6,6 +6,7 @@
 //! render HTML.
 
 pub mod admission;
+pub mod cases;
 pub mod config;
 pub mod delivery;
 pub mod net;

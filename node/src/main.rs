@@ -1,1 +1,3 @@
+//! `imi-node`: the daemon and operator commands of a country node.
+
 fn main() {}

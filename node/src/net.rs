@@ -183,6 +183,7 @@ enum Command {
         addr: Multiaddr,
     },
     RevocationsChanged,
+    Shutdown,
 }
 
 /// A cloneable handle to the network loop.
@@ -239,7 +240,12 @@ impl NetworkHandle {
     /// The addresses we listen on (with the ports the OS picked).
     pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
         let (reply, rx) = oneshot::channel();
-        if self.commands.send(Command::ListenAddrs { reply }).await.is_err() {
+        if self
+            .commands
+            .send(Command::ListenAddrs { reply })
+            .await
+            .is_err()
+        {
             return vec![];
         }
         rx.await.unwrap_or_default()
@@ -248,6 +254,11 @@ impl NetworkHandle {
     /// Adds an address to connect to and keep connected.
     pub async fn add_peer_address(&self, addr: Multiaddr) {
         let _ = self.commands.send(Command::AddPeerAddress { addr }).await;
+    }
+
+    /// Stops the loop: every connection closes.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
     }
 
     /// Tells the loop that our revocation lists changed: admitted peers are
@@ -379,7 +390,14 @@ pub fn start(
     keypair: libp2p::identity::Keypair,
     config: NetConfig,
     admission: std::sync::Arc<dyn Admission>,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>), NetStartError> {
+) -> Result<
+    (
+        NetworkHandle,
+        mpsc::Receiver<NetEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NetStartError,
+> {
     let rr_config = request_response::Config::default()
         .with_request_timeout(config.request_timeout)
         .with_max_concurrent_streams(1024);
@@ -396,9 +414,21 @@ pub fn start(
             [(ADMISSION, ProtocolSupport::Full)],
             rr_config.clone(),
         ),
-        deliver: Rr::with_codec(BytesCodec, [(DELIVER, ProtocolSupport::Full)], rr_config.clone()),
-        sync: Rr::with_codec(BytesCodec, [(SYNC, ProtocolSupport::Full)], rr_config.clone()),
-        control: Rr::with_codec(BytesCodec, [(CONTROL, ProtocolSupport::Full)], rr_config.clone()),
+        deliver: Rr::with_codec(
+            BytesCodec,
+            [(DELIVER, ProtocolSupport::Full)],
+            rr_config.clone(),
+        ),
+        sync: Rr::with_codec(
+            BytesCodec,
+            [(SYNC, ProtocolSupport::Full)],
+            rr_config.clone(),
+        ),
+        control: Rr::with_codec(
+            BytesCodec,
+            [(CONTROL, ProtocolSupport::Full)],
+            rr_config.clone(),
+        ),
     };
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -458,13 +488,14 @@ pub fn start(
             .collect(),
         listen_addrs: vec![],
     };
-    tokio::spawn(async move { event_loop.run().await });
+    let task = tokio::spawn(async move { event_loop.run().await });
     Ok((
         NetworkHandle {
             commands,
             local_peer,
         },
         event_rx,
+        task,
     ))
 }
 
@@ -475,7 +506,10 @@ struct Redial {
 }
 
 type PendingAnswer = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (AppProtocol, ResponseChannel<Vec<u8>>, Option<Vec<u8>>)> + Send>,
+    Box<
+        dyn std::future::Future<Output = (AppProtocol, ResponseChannel<Vec<u8>>, Option<Vec<u8>>)>
+            + Send,
+    >,
 >;
 
 struct EventLoop {
@@ -502,6 +536,10 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) => {
+                        debug!("network loop stopping");
+                        return;
+                    }
                     Some(command) => self.on_command(command),
                     None => {
                         debug!("network handle dropped, stopping the network loop");
@@ -615,6 +653,7 @@ impl EventLoop {
                 });
             }
             Command::RevocationsChanged => self.on_revocations_changed(None),
+            Command::Shutdown => {}
         }
     }
 
@@ -654,11 +693,11 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
-                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
-                    if let Some(redial) = self.bootstrap.get_mut(address) {
-                        redial.connected = Some(peer_id);
-                        redial.backoff = Duration::from_millis(250);
-                    }
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint
+                    && let Some(redial) = self.bootstrap.get_mut(address)
+                {
+                    redial.connected = Some(peer_id);
+                    redial.backoff = Duration::from_millis(250);
                 }
                 if num_established.get() == 1 || !self.admitted.contains_key(&peer_id) {
                     self.pending_admission
@@ -677,11 +716,11 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
-                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
-                    if let Some(redial) = self.bootstrap.get_mut(address) {
-                        redial.connected = None;
-                        redial.next_attempt = Instant::now() + redial.backoff;
-                    }
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint
+                    && let Some(redial) = self.bootstrap.get_mut(address)
+                {
+                    redial.connected = None;
+                    redial.next_attempt = Instant::now() + redial.backoff;
                 }
                 if num_established == 0 {
                     self.pending_admission.remove(&peer_id);
@@ -730,10 +769,11 @@ impl EventLoop {
                     self.pending_admission.remove(&peer);
                     if !self.admitted.contains_key(&peer) {
                         info!(peer = %identity, "peer admitted");
-                        if let Some(old) = self.by_address.insert(identity.address.to_string(), peer) {
-                            if old != peer {
-                                warn!(address = %identity.address.to_string(), old = %old, new = %peer, "node address moved to a new peer id");
-                            }
+                        if let Some(old) =
+                            self.by_address.insert(identity.address.to_string(), peer)
+                            && old != peer
+                        {
+                            warn!(address = %identity.address.to_string(), old = %old, new = %peer, "node address moved to a new peer id");
                         }
                         self.admitted.insert(peer, identity.clone());
                         let _ = self.events.try_send(NetEvent::PeerAdmitted(identity));
@@ -847,9 +887,10 @@ impl EventLoop {
     fn on_control(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         if let request_response::Event::Message {
             peer,
-            message: request_response::Message::Request {
-                request, channel, ..
-            },
+            message:
+                request_response::Message::Request {
+                    request, channel, ..
+                },
             ..
         } = event
         {

@@ -160,6 +160,7 @@ pub struct Node<I: Inbound> {
     signing_key: Arc<SigningKey>,
     admission: Arc<CertAdmission>,
     inbound: Arc<I>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl<I: Inbound> std::fmt::Debug for Node<I> {
@@ -175,14 +176,18 @@ impl<I: Inbound> Node<I> {
     /// what the outbox holds.
     pub async fn start(setup: NodeSetup, inbound: Arc<I>) -> Result<Node<I>, StartError> {
         let span = info_span!("node", node = %setup.address);
-        let _entered = span.enter();
         if let Some(parent) = setup.store_path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StartError::Credentials(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let store = Store::open(&setup.store_path)?;
-        store.write_blocking(|tx| delivery::create_tables(tx))?;
+        store
+            .write(|tx| {
+                delivery::create_tables(tx)?;
+                crate::cases::create_tables(tx)
+            })
+            .await?;
         let admission = Arc::new(
             CertAdmission::new(
                 setup.root.clone(),
@@ -193,12 +198,13 @@ impl<I: Inbound> Node<I> {
             .map_err(|e| StartError::Credentials(e.to_string()))?,
         );
         let signing_key = Arc::new(SigningKey::from_bytes(&setup.key.secret_seed()));
-        let (net, events) = net::start(
+        let (net, events, net_task) = net::start(
             setup.key.libp2p_keypair(),
             setup.net.clone(),
             admission.clone(),
         )?;
-        let delivery = Delivery::start(store.clone(), net.clone(), setup.delivery.clone())?;
+        let (delivery, delivery_task) =
+            Delivery::start(store.clone(), net.clone(), setup.delivery.clone())?;
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -207,8 +213,7 @@ impl<I: Inbound> Node<I> {
             keys.clone(),
             inbound.clone(),
         );
-        drop(_entered);
-        tokio::spawn(
+        let dispatch_task = tokio::spawn(
             dispatch(events, receiver, delivery.clone(), keys).instrument(span.clone()),
         );
         info!(node = %setup.address, peer = %net.local_peer(), "node started");
@@ -220,7 +225,19 @@ impl<I: Inbound> Node<I> {
             signing_key,
             admission,
             inbound,
+            tasks: vec![net_task, delivery_task, dispatch_task],
         })
+    }
+
+    /// Stops the node: links close, delivery stops (the outbox stays), and
+    /// the store is released once the last write has finished.
+    pub async fn shutdown(self) {
+        self.net.shutdown().await;
+        self.delivery.shutdown().await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        info!(node = %self.address, "node stopped");
     }
 
     /// The node's address.
@@ -295,8 +312,8 @@ impl<I: Inbound> Node<I> {
                         timestamp_ms: now,
                         kind,
                     };
-                    let envelope =
-                        seal(header, &body, &key).map_err(|e| StoreError::corrupt("envelope", e))?;
+                    let envelope = seal(header, &body, &key)
+                        .map_err(|e| StoreError::corrupt("envelope", e))?;
                     queued.push(delivery::enqueue(tx, &to, &envelope)?);
                 }
                 Ok(Ok(queued))

@@ -20,7 +20,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use tokio::sync::oneshot;
 
 /// Largest number of writes committed in one transaction.
@@ -263,7 +265,9 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
             Err(err) => {
                 let message = err.to_string();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::corrupt("transaction", &message)));
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::corrupt("transaction", &message)));
                 }
                 continue;
             }
@@ -290,6 +294,10 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
                 }
             }
         }
-        tracing::trace!(writes = count, elapsed_us = started.elapsed().as_micros() as u64, "group commit");
+        tracing::trace!(
+            writes = count,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
     }
 }

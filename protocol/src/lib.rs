@@ -19,6 +19,7 @@ mod country;
 mod envelope;
 mod ids;
 mod language;
+mod message;
 mod notification;
 mod request;
 mod roles;
@@ -37,6 +38,7 @@ pub use envelope::{
 };
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
 pub use language::{Language, UnknownLanguage};
+pub use message::{CaseAction, CaseStep, Content, FreeText};
 pub use notification::{Notification, NotificationAction, NotificationStatus};
 pub use request::{Rating, Request, RequestAction, RequestStatus};
 pub use roles::{Actor, Role, UnknownRole};

@@ -1,5 +1,451 @@
 //! imi-testnet: a whole federation on one machine.
 //!
 //! Builds N country nodes and the Commission's observer on loopback with a
-//! generated PKI and realistic multilingual data, for tests, training and
-//! benchmarks. It must not contain logic that production nodes need.
+//! generated PKI, for tests, training and benchmarks. Every node gets its own
+//! directory laid out exactly as `imi-node init` and the `certs` commands
+//! lay out a production node (key, certificates, configuration file, store),
+//! so the same directories can be run in-process ([`Testnet`]) or by the real
+//! `imi-node` binary in separate processes ([`Federation::prepare`]).
+//! It must not contain logic that production nodes need.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use imi_protocol::Country;
+//! let net = imi_testnet::Testnet::builder()
+//!     .countries([Country::Fi, Country::Pt])
+//!     .start()
+//!     .await?;
+//! net.wait_connected(std::time::Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use imi_certs::{
+    CertificateRequest, NationalCa, NodeKey, RevocationList, RevocationParams, Revoked, RootCa,
+    Validity,
+};
+use imi_node::cases::CaseApp;
+use imi_node::config::{CertPaths, Config, DeliveryConfig, LogConfig};
+use imi_node::node::{Node, NodeSetup};
+use imi_protocol::{Country, NodeAddress};
+
+/// The generated PKI of a test federation: the root and one national CA per
+/// country, with their keys (which a real federation keeps apart).
+pub struct Pki {
+    /// The Commission's root CA.
+    pub root: RootCa,
+    /// The national CAs.
+    pub nationals: BTreeMap<Country, NationalCa>,
+    revocation_numbers: std::sync::Mutex<BTreeMap<Option<Country>, u64>>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki")
+            .field("countries", &self.nationals.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Pki {
+    /// A root and national CAs for `countries`.
+    pub fn generate(countries: &[Country]) -> Result<Pki> {
+        let root = RootCa::generate("imi test federation root", Validity::days_from_now(3650))?;
+        let mut nationals = BTreeMap::new();
+        for country in countries {
+            if country.is_commission() || nationals.contains_key(country) {
+                continue;
+            }
+            nationals.insert(
+                *country,
+                root.issue_national_ca(*country, Validity::days_from_now(3000))?,
+            );
+        }
+        Ok(Pki {
+            root,
+            nationals,
+            revocation_numbers: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Issues a certificate for node `name` of `country`, in `dir`, laid out
+    /// as a production node, with a configuration listening on `listen`.
+    pub fn write_node_dir(
+        &self,
+        dir: &Path,
+        country: Country,
+        name: &str,
+        listen: Vec<String>,
+        peers: Vec<String>,
+    ) -> Result<NodeDir> {
+        std::fs::create_dir_all(dir.join("certs/revocations"))?;
+        let key = NodeKey::generate();
+        let node_name = name.parse().context("node name")?;
+        let request = CertificateRequest::new(&key, country, &node_name)?;
+        let validity = Validity::days_from_now(365);
+        let (cert, national_ca) = if country.is_commission() {
+            (self.root.issue_observer(&request, validity)?, None)
+        } else {
+            let national = self
+                .nationals
+                .get(&country)
+                .with_context(|| format!("no national CA for {country}"))?;
+            (
+                national.issue_node(&request, validity)?,
+                Some(national.certificate().clone()),
+            )
+        };
+        imi_certs::write_private_key_pem(&dir.join("node-key.pem"), &key.to_pkcs8_pem())?;
+        self.root
+            .certificate()
+            .write_pem_file(&dir.join("certs/root.pem"))?;
+        cert.write_pem_file(&dir.join("certs/node.pem"))?;
+        if let Some(ca) = &national_ca {
+            ca.write_pem_file(&dir.join("certs/national-ca.pem"))?;
+        }
+        let config = Config {
+            country,
+            name: name.to_owned(),
+            listen,
+            peers,
+            data_dir: "data".into(),
+            certs: CertPaths {
+                national_ca: national_ca.map(|_| "certs/national-ca.pem".into()),
+                ..CertPaths::default()
+            },
+            delivery: DeliveryConfig {
+                initial_backoff_ms: 50,
+                max_backoff_ms: 2_000,
+                ..DeliveryConfig::default()
+            },
+            log: LogConfig::default(),
+        };
+        let config_path = dir.join("imi-node.toml");
+        std::fs::write(&config_path, toml::to_string(&config)?)?;
+        Ok(NodeDir {
+            address: format!("{country}/{name}").parse()?,
+            dir: dir.to_owned(),
+            config: config_path,
+            serial: cert.serial().clone(),
+            key,
+        })
+    }
+
+    /// A revocation list of `country`'s national CA revoking `serials`,
+    /// numbered after the previous one.
+    pub fn revoke_nodes(
+        &self,
+        country: Country,
+        serials: &[imi_certs::Serial],
+    ) -> Result<RevocationList> {
+        let national = self
+            .nationals
+            .get(&country)
+            .with_context(|| format!("no national CA for {country}"))?;
+        let number = self.next_number(Some(country));
+        let now = SystemTime::now();
+        Ok(national.revocation_list(&RevocationParams {
+            number,
+            this_update: now,
+            next_update: now + Duration::from_secs(86_400),
+            revoked: serials
+                .iter()
+                .map(|serial| Revoked {
+                    serial: serial.clone(),
+                    revoked_at: now,
+                })
+                .collect(),
+        })?)
+    }
+
+    fn next_number(&self, issuer: Option<Country>) -> u64 {
+        let mut numbers = self
+            .revocation_numbers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = numbers.entry(issuer).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+/// A node's directory, ready to run.
+#[derive(Debug)]
+pub struct NodeDir {
+    /// The node's address.
+    pub address: NodeAddress,
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// The serial of its certificate (to revoke it).
+    pub serial: imi_certs::Serial,
+    /// Its key.
+    pub key: NodeKey,
+}
+
+/// A loopback TCP port the OS considers free now.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The default name of a country's node in a test federation (`fi-1`).
+pub fn node_name(country: Country) -> String {
+    format!("{}-1", country.code().to_ascii_lowercase())
+}
+
+/// Builds a [`Testnet`].
+#[derive(Debug, Clone, Default)]
+pub struct TestnetBuilder {
+    countries: Vec<Country>,
+    observer: bool,
+    quic: bool,
+    dir: Option<PathBuf>,
+}
+
+impl TestnetBuilder {
+    /// The countries that get a node.
+    pub fn countries(mut self, countries: impl IntoIterator<Item = Country>) -> Self {
+        self.countries.extend(countries);
+        self
+    }
+
+    /// Whether the Commission's observer node runs too.
+    pub fn observer(mut self, observer: bool) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Link the nodes over QUIC instead of TCP.
+    pub fn quic(mut self, quic: bool) -> Self {
+        self.quic = quic;
+        self
+    }
+
+    /// Keep the node directories in `dir` instead of a temporary directory.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Generates the PKI and node directories without starting anything.
+    pub fn prepare(self) -> Result<Federation> {
+        let mut countries = self.countries.clone();
+        if self.observer && !countries.contains(&Country::Eu) {
+            countries.push(Country::Eu);
+        }
+        let (temp, base) = match &self.dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let temp = tempfile::Builder::new().prefix("imi-testnet-").tempdir()?;
+                let base = temp.path().to_owned();
+                (Some(temp), base)
+            }
+        };
+        let pki = Pki::generate(&countries)?;
+        let mut ports = Vec::new();
+        for _ in &countries {
+            ports.push(free_port()?);
+        }
+        let addr = |port: u16| {
+            if self.quic {
+                format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
+            } else {
+                format!("/ip4/127.0.0.1/tcp/{port}")
+            }
+        };
+        let mut nodes = Vec::new();
+        for (i, country) in countries.iter().enumerate() {
+            let name = node_name(*country);
+            // Each node dials the nodes listed before it: a full mesh.
+            let peers = ports[..i].iter().map(|p| addr(*p)).collect();
+            let dir = base.join(&name);
+            nodes.push(pki.write_node_dir(&dir, *country, &name, vec![addr(ports[i])], peers)?);
+        }
+        Ok(Federation {
+            pki: Arc::new(pki),
+            nodes,
+            _temp: temp,
+            base,
+        })
+    }
+
+    /// Generates everything and starts every node in this process.
+    pub async fn start(self) -> Result<Testnet> {
+        let federation = self.prepare()?;
+        let mut nodes = Vec::new();
+        for dir in &federation.nodes {
+            nodes.push(start_node(&dir.config).await?);
+        }
+        let net = Testnet { federation, nodes };
+        net.set_country_routes().await?;
+        Ok(net)
+    }
+}
+
+/// Node directories and the PKI that certified them.
+pub struct Federation {
+    /// The PKI.
+    pub pki: Arc<Pki>,
+    /// One directory per node.
+    pub nodes: Vec<NodeDir>,
+    _temp: Option<tempfile::TempDir>,
+    base: PathBuf,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("base", &self.base)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl Federation {
+    /// The directory holding every node's directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+}
+
+/// Starts the node configured in `config` in this process.
+pub async fn start_node(config: &Path) -> Result<Node<CaseApp>> {
+    let config = Config::load(config)?;
+    let setup = NodeSetup::from_config(&config)?;
+    let app = Arc::new(CaseApp::new(setup.address.clone()));
+    // A node stopped a moment ago may still be releasing its store.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let setup = NodeSetup::from_config(&config)?;
+        match Node::start(setup, app.clone()).await {
+            Ok(node) => return Ok(node),
+            Err(err) if Instant::now() < deadline && err.to_string().contains("already open") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// A running federation in this process.
+pub struct Testnet {
+    /// The directories and PKI.
+    pub federation: Federation,
+    /// The running nodes, in the order of [`Federation::nodes`].
+    pub nodes: Vec<Node<CaseApp>>,
+}
+
+impl std::fmt::Debug for Testnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testnet")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl Testnet {
+    /// A builder.
+    pub fn builder() -> TestnetBuilder {
+        TestnetBuilder::default()
+    }
+
+    /// The (first) node of `country`.
+    pub fn node(&self, country: Country) -> &Node<CaseApp> {
+        self.nodes
+            .iter()
+            .find(|n| n.address().country == country)
+            .unwrap_or_else(|| panic!("no node for {country} in this testnet"))
+    }
+
+    fn index_of(&self, country: Country) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.address().country == country)
+            .unwrap_or_else(|| panic!("no node for {country} in this testnet"))
+    }
+
+    /// Every node learns which node receives each country's alerts.
+    async fn set_country_routes(&self) -> Result<()> {
+        for node in &self.nodes {
+            for other in &self.nodes {
+                node.set_country_route(other.address().country, other.address())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every running node has admitted every other one.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let expected = self.nodes.len() - 1;
+        loop {
+            let mut done = true;
+            for node in &self.nodes {
+                if node.net().peers().await.len() < expected {
+                    done = false;
+                    break;
+                }
+            }
+            if done {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let mut report = String::new();
+                for node in &self.nodes {
+                    report.push_str(&format!(
+                        "\n  {}: {} peers",
+                        node.address(),
+                        node.net().peers().await.len()
+                    ));
+                }
+                bail!("the testnet did not connect within {timeout:?}:{report}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the node of `country` (its directory and store stay).
+    pub async fn stop(&mut self, country: Country) -> Result<NodeDirRef> {
+        let index = self.index_of(country);
+        let node = self.nodes.remove(index);
+        node.shutdown().await;
+        Ok(NodeDirRef(index))
+    }
+
+    /// Starts a stopped node again from its directory.
+    pub async fn restart(&mut self, stopped: NodeDirRef) -> Result<()> {
+        let dir = &self.federation.nodes[stopped.0];
+        let node = start_node(&dir.config).await?;
+        self.nodes.insert(stopped.0.min(self.nodes.len()), node);
+        Ok(())
+    }
+}
+
+/// A stopped node of a [`Testnet`], to restart it.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeDirRef(usize);
+
+/// Waits until `check` holds, polling every 20 ms, or fails after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Helpers shared by the multi-node tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use imi_node::cases::{CaseApp, CaseState};
+use imi_node::node::Node;
+use imi_protocol::{Actor, AuthorityId, CaseId, Country, Date, Party, Role, UserId};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Logs of the nodes, when `IMI_LOG` asks for them.
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IMI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// An official of a new authority of `country` with `roles`.
+pub fn official(country: Country, roles: &[Role]) -> Actor {
+    Actor {
+        user: UserId::new(),
+        authority: AuthorityId::new(),
+        country,
+        roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+    }
+}
+
+pub fn party(actor: &Actor) -> Party {
+    Party {
+        authority: actor.authority,
+        country: actor.country,
+    }
+}
+
+/// A date `days` from today.
+pub fn in_days(days: i64) -> Date {
+    let today_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    imi_protocol::Timestamp::from_millis(today_ms)
+        .date()
+        .checked_add_days(days)
+        .unwrap()
+}
+
+/// The state of `case` on `node`, if it has it.
+pub fn state(node: &Node<CaseApp>, case: CaseId) -> Option<CaseState> {
+    node.case(case).unwrap().map(|r| r.state)
+}
+
+/// The request status of `case` on `node`, as words.
+pub fn status(node: &Node<CaseApp>, case: CaseId) -> Option<String> {
+    state(node, case).map(|s| s.describe())
+}
