@@ -185,6 +185,8 @@ struct RawProcedure {
     area: String,
     kind: ProcedureKind,
     reply_days: Option<u16>,
+    #[serde(default)]
+    working_days: bool,
     label: RawLabels,
 }
 
@@ -449,6 +451,9 @@ pub(super) fn load(sources: &[(&str, &str)]) -> Result<Catalogue, CatalogueError
             if procedure.reply_days == Some(0) {
                 return Err(at.invalid("has a reply deadline of 0 days; leave reply_days out when there is no deadline"));
             }
+            if procedure.working_days && procedure.reply_days.is_none() {
+                return Err(at.invalid("counts its deadline in working days but has no reply_days"));
+            }
             procedures.push(Procedure {
                 key,
                 area,
@@ -456,6 +461,7 @@ pub(super) fn load(sources: &[(&str, &str)]) -> Result<Catalogue, CatalogueError
                 label: at.labels(&procedure.label)?,
                 question_sets: Vec::new(),
                 reply_days: procedure.reply_days,
+                reply_working_days: procedure.working_days,
             });
         }
     }

@@ -22,6 +22,7 @@
 //! area = "services"
 //! kind = "alert"                # information-request, alert, notification, repository, public-case
 //! reply_days = 10               # optional legal or standard deadline
+//! working_days = false          # whether reply_days counts working days
 //! label = { … }
 //!
 //! [[profession]]
@@ -177,6 +178,9 @@ pub struct Procedure {
     /// The legal or standard deadline for the reply or decision, in days,
     /// where the area's acts set one.
     pub reply_days: Option<u16>,
+    /// Whether [`Procedure::reply_days`] counts working days (as the posting
+    /// of workers rules do) rather than calendar days.
+    pub reply_working_days: bool,
 }
 
 /// A regulated profession.
@@ -194,6 +198,18 @@ pub struct Profession {
     /// Further search terms per language (synonyms, titles, the names of
     /// their chambers), besides the label.
     pub terms: BTreeMap<Language, Vec<String>>,
+}
+
+impl Profession {
+    /// Every text a search may match this profession by, with its language:
+    /// the label in each language, then the further search terms.
+    pub fn search_terms(&self) -> impl Iterator<Item = (Language, &str)> {
+        self.label.iter().chain(
+            self.terms
+                .iter()
+                .flat_map(|(lang, words)| words.iter().map(move |word| (*lang, word.as_str()))),
+        )
+    }
 }
 
 /// A standard set of questions for one procedure.
@@ -362,6 +378,12 @@ impl Catalogue {
     /// Every regulated profession, in catalogue order.
     pub fn professions(&self) -> &[Profession] {
         &self.professions
+    }
+
+    /// The professions recognised under one legislative area, in catalogue
+    /// order.
+    pub fn professions_of(&self, area: &AreaKey) -> impl Iterator<Item = &Profession> {
+        self.professions.iter().filter(move |p| p.area == *area)
     }
 
     /// The profession with `key`.

@@ -191,6 +191,15 @@ fn professions_carry_search_terms_for_cross_language_matching() {
     assert!(terms(Language::De).contains(&"Ärztekammer".to_owned()));
     assert_eq!(doctor.label.get(Language::Pt), "Médico");
     assert_eq!(doctor.label.get(Language::Fi), "Lääkäri");
+    let searchable: Vec<_> = doctor.search_terms().collect();
+    assert!(searchable.contains(&(Language::Fi, "Lääkäri")));
+    assert!(searchable.contains(&(Language::De, "Ärztekammer")));
+    assert!(searchable.contains(&(Language::Pt, "Médico")));
+    let pq: AreaKey = "professional-qualifications".parse().unwrap();
+    assert_eq!(
+        catalogue.professions_of(&pq).count(),
+        catalogue.professions().len()
+    );
     let with_terms = catalogue
         .professions()
         .iter()
@@ -244,13 +253,57 @@ fn professional_qualification_sets_have_the_six_groups() {
     kinds.sort_unstable();
     kinds.dedup();
     assert_eq!(kinds.len(), 6, "every answer type is used: {kinds:?}");
-    let others: Vec<_> = catalogue
+    let with_sets: Vec<_> = catalogue
         .procedures()
         .iter()
-        .filter(|p| p.key != request)
         .filter(|p| !p.question_sets.is_empty())
+        .map(|p| p.key.as_str())
         .collect();
-    assert!(others.is_empty());
+    assert_eq!(with_sets, ["pq-information-request", "pq-alert"]);
+}
+
+#[test]
+fn the_professional_qualifications_alert_carries_the_decision() {
+    let catalogue = Catalogue::builtin();
+    let alert = catalogue.procedure(&"pq-alert".parse().unwrap()).unwrap();
+    assert_eq!(alert.kind, ProcedureKind::Alert);
+    assert_eq!(
+        alert.question_sets,
+        ["pq-alert-form".parse::<QuestionSetKey>().unwrap()]
+    );
+    let form = catalogue.question_set(&alert.question_sets[0]).unwrap();
+    let groups: Vec<_> = form.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(
+        groups,
+        ["professional", "profession", "decision", "attachments"]
+    );
+    let scope = form.question(&"scope".parse().unwrap()).unwrap();
+    assert!(scope.required);
+    assert_eq!(
+        scope.check_answer(&AnswerValue::Choice("prohibition".into())),
+        Ok(())
+    );
+    let end = form.question(&"period-end".parse().unwrap()).unwrap();
+    assert!(!end.required, "the end of a restriction is often unknown");
+}
+
+#[test]
+fn deadlines_say_whether_they_count_working_days() {
+    let catalogue = Catalogue::builtin();
+    let procedure = |key: &str| catalogue.procedure(&key.parse().unwrap()).unwrap();
+    let posting = procedure("pow-information-request");
+    assert_eq!(
+        (posting.reply_days, posting.reply_working_days),
+        (Some(25), true)
+    );
+    let solvit = procedure("solvit-case");
+    assert_eq!(
+        (solvit.reply_days, solvit.reply_working_days),
+        (Some(70), false)
+    );
+    for p in catalogue.procedures() {
+        assert!(p.reply_days.is_some() || !p.reply_working_days, "{}", p.key);
+    }
 }
 
 #[test]
