@@ -15,6 +15,7 @@
 //! ```
 
 mod alert;
+mod catalogue;
 mod country;
 mod envelope;
 mod ids;
@@ -27,6 +28,11 @@ mod time;
 mod transition;
 
 pub use alert::{Alert, AlertAction, AlertStatus};
+pub use catalogue::{
+    AnswerError, AnswerType, AnswerValue, AreaKey, Catalogue, CatalogueError, ChoiceOption,
+    InvalidKey, Labels, LegislativeArea, Procedure, ProcedureKey, ProcedureKind, Profession,
+    ProfessionKey, Question, QuestionGroup, QuestionKey, QuestionSet, QuestionSetKey,
+};
 pub use country::{Country, UnknownCountry};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use envelope::{
