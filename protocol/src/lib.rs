@@ -15,6 +15,7 @@
 //! ```
 
 mod alert;
+mod authority;
 mod catalogue;
 mod country;
 mod envelope;
@@ -28,6 +29,9 @@ mod time;
 mod transition;
 
 pub use alert::{Alert, AlertAction, AlertStatus};
+pub use authority::{
+    ALL_AREAS, Authority, AuthorityStatus, Competence, Contact, InvalidAuthority, User,
+};
 pub use catalogue::{
     AnswerError, AnswerType, AnswerValue, AreaKey, Catalogue, CatalogueError, ChoiceOption,
     InvalidKey, Labels, LegislativeArea, Procedure, ProcedureKey, ProcedureKind, Profession,
