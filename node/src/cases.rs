@@ -612,3 +612,35 @@ fn with_before(action: CaseAction, before: &CaseState) -> CaseAction {
         (action, _) => action,
     }
 }
+
+/// A static route: an authority or a country.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKey {
+    /// The node serving an authority.
+    Authority(AuthorityId),
+    /// The node receiving a country's alerts and notifications.
+    Country(Country),
+}
+
+/// Sets a route in the store of a stopped node.
+pub fn set_route_offline(
+    store: &std::path::Path,
+    key: RouteKey,
+    node: &NodeAddress,
+) -> Result<(), StoreError> {
+    let db = redb::Database::create(store).map_err(|source| StoreError::Open {
+        path: store.to_owned(),
+        source: Box::new(source),
+    })?;
+    let tx = db.begin_write()?;
+    {
+        let mut routes = tx.open_table(ROUTES)?;
+        let key = match key {
+            RouteKey::Authority(a) => authority_route_key(a),
+            RouteKey::Country(c) => country_route_key(c),
+        };
+        routes.insert(key.as_slice(), node.to_string().as_str())?;
+    }
+    tx.commit()?;
+    Ok(())
+}

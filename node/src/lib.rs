@@ -11,4 +11,5 @@ pub mod config;
 pub mod delivery;
 pub mod net;
 pub mod node;
+pub mod status;
 pub mod store;

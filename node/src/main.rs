@@ -1,3 +1,720 @@
 //! `imi-node`: the daemon and operator commands of a country node.
 
-fn main() {}
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use imi_certs::{
+    Certificate, CertificateRequest, NationalCa, NodeKey, RevocationList, RevocationParams,
+    Revoked, RootCa, Serial, Validity,
+};
+use imi_node::cases::{CaseApp, CaseState};
+use imi_node::config::{Config, EXAMPLE, LogFormat, valid_node_name};
+use imi_node::node::{Node, NodeSetup};
+use imi_node::status::StoreStatus;
+use imi_protocol::{
+    Actor, AuthorityId, CaseAction, CaseId, Content, Country, NodeAddress, Party, Request,
+    RequestAction, Role, Timestamp, UserId,
+};
+use tracing::{info, warn};
+
+/// The node of one country in the imi federation.
+#[derive(Debug, Parser)]
+#[command(name = "imi-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The node's configuration file.
+    #[arg(long, short, env = "IMI_CONFIG", default_value = "imi-node.toml")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node: its key, a commented configuration file and its store.
+    Init {
+        /// The country the node serves (ISO code, or EU for the observer).
+        #[arg(long)]
+        country: Country,
+        /// The node's name, unique in its country (e.g. helsinki-1).
+        #[arg(long)]
+        name: String,
+        /// Directory to create the node in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Addresses to listen on (repeat for several).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Addresses of other nodes to connect to (repeat for several).
+        #[arg(long)]
+        peer: Vec<String>,
+    },
+    /// Run the node until interrupted.
+    Run(ConfigArg),
+    /// Show what the store holds (the node must be stopped).
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a static route: which node serves an authority or a country.
+    Route {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        route: RouteCommand,
+    },
+    /// Run the node and send drill requests to an authority abroad, to prove
+    /// the link end to end (the requests are real and receipted).
+    Drill {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The authority that receives the drill requests.
+        #[arg(long)]
+        to_authority: AuthorityId,
+        /// Its country.
+        #[arg(long)]
+        to_country: Country,
+        /// How many requests to send.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Withdraw every k-th request right after sending it (0: never).
+        #[arg(long, default_value_t = 0)]
+        withdraw_every: usize,
+    },
+    /// Copy the store to a file (the node must be stopped).
+    Backup {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the store with a backup (the node must be stopped).
+    Restore {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The backup file to read.
+        backup: PathBuf,
+    },
+    /// Federation certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteCommand {
+    /// `route authority <ID> <COUNTRY/NODE>`
+    Authority {
+        /// The authority.
+        authority: AuthorityId,
+        /// The node that serves it.
+        node: NodeAddress,
+    },
+    /// `route country <CC> <COUNTRY/NODE>`: the node receiving the country's alerts.
+    Country {
+        /// The country.
+        country: Country,
+        /// Its node.
+        node: NodeAddress,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Create the Commission's federation root CA (root.pem, root-key.pem).
+    RootInit {
+        /// Directory for the root's files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u64,
+    },
+    /// Certify a country's national CA with the root (ca.pem, ca-key.pem).
+    IssueNational {
+        /// The root's directory (root.pem, root-key.pem).
+        #[arg(long)]
+        root: PathBuf,
+        /// The country.
+        #[arg(long)]
+        country: Country,
+        /// Directory for the national CA's files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 1825)]
+        days: u64,
+    },
+    /// Make this node's certificate signing request.
+    Request {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where to write the request (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a node certificate from a request: with a national CA, or with
+    /// the root for the Commission's observer.
+    IssueNode {
+        /// The issuing CA's directory (ca.pem + ca-key.pem, or root.pem + root-key.pem).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's request.
+        #[arg(long)]
+        request: PathBuf,
+        /// Where to write the certificate.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Revoke a certificate and write the CA's new revocation list.
+    Revoke {
+        /// The issuing CA's directory.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The certificate to revoke (its file), or use --serial.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// The serial number to revoke.
+        #[arg(long)]
+        serial: Option<String>,
+        /// A node's revocations directory to install the list into.
+        #[arg(long)]
+        install_into: Vec<PathBuf>,
+    },
+    /// Show what a certificate, request or revocation list says.
+    Show {
+        /// The PEM file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("imi-node: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            country,
+            name,
+            dir,
+            listen,
+            peer,
+        } => init(country, &name, &dir, listen, peer),
+        Command::Run(config) => {
+            let config = Config::load(&config.config)?;
+            logging(&config);
+            runtime()?.block_on(run(config, None))
+        }
+        Command::Drill {
+            config,
+            to_authority,
+            to_country,
+            count,
+            withdraw_every,
+        } => {
+            let config = Config::load(&config.config)?;
+            logging(&config);
+            let drill = Drill {
+                to: Party {
+                    authority: to_authority,
+                    country: to_country,
+                },
+                count,
+                withdraw_every,
+            };
+            runtime()?.block_on(run(config, Some(drill)))
+        }
+        Command::Status { config, json } => {
+            let config = Config::load(&config.config)?;
+            let status = StoreStatus::read(&config.store_path())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
+            Ok(())
+        }
+        Command::Route { config, route } => {
+            let config = Config::load(&config.config)?;
+            let (key, node) = match route {
+                RouteCommand::Authority { authority, node } => {
+                    (imi_node::cases::RouteKey::Authority(authority), node)
+                }
+                RouteCommand::Country { country, node } => {
+                    (imi_node::cases::RouteKey::Country(country), node)
+                }
+            };
+            imi_node::cases::set_route_offline(&config.store_path(), key, &node)?;
+            println!("route set");
+            Ok(())
+        }
+        Command::Backup { config, out } => {
+            let config = Config::load(&config.config)?;
+            imi_node::status::backup(&config.store_path(), &out)?;
+            println!("store copied to {}", out.display());
+            Ok(())
+        }
+        Command::Restore { config, backup } => {
+            let config = Config::load(&config.config)?;
+            imi_node::status::restore(&backup, &config.store_path())?;
+            println!("store restored from {}", backup.display());
+            Ok(())
+        }
+        Command::Certs { command } => certs(command),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn logging(config: &Config) {
+    let filter = std::env::var("IMI_LOG")
+        .ok()
+        .or_else(|| config.log.filter.clone())
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match config.log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn init(
+    country: Country,
+    name: &str,
+    dir: &Path,
+    listen: Vec<String>,
+    peers: Vec<String>,
+) -> Result<()> {
+    if !valid_node_name(name) {
+        bail!("node name {name:?} is not valid: use 1 to 63 lowercase letters, digits and '-'");
+    }
+    let config_path = dir.join("imi-node.toml");
+    if config_path.exists() {
+        bail!(
+            "{} exists already: this directory holds a node",
+            config_path.display()
+        );
+    }
+    std::fs::create_dir_all(dir.join("certs/revocations"))?;
+    std::fs::create_dir_all(dir.join("data"))?;
+    let key = NodeKey::generate();
+    imi_certs::write_private_key_pem(&dir.join("node-key.pem"), &key.to_pkcs8_pem())?;
+    let mut text = EXAMPLE
+        .replace("country = \"FI\"", &format!("country = \"{country}\""))
+        .replace("name = \"helsinki-1\"", &format!("name = \"{name}\""));
+    if !listen.is_empty() {
+        text = text.replace(
+            "listen = [\"/ip4/0.0.0.0/tcp/4100\", \"/ip4/0.0.0.0/udp/4100/quic-v1\"]",
+            &format!("listen = {}", toml_list(&listen)),
+        );
+    }
+    if !peers.is_empty() {
+        text = text.replace("peers = []", &format!("peers = {}", toml_list(&peers)));
+    }
+    if country.is_commission() {
+        text = text.replace(
+            "national_ca = \"certs/national-ca.pem\"",
+            "# national_ca: none, the root certifies the observer",
+        );
+    }
+    Config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("the configuration would not be valid: {e}"))?;
+    std::fs::write(&config_path, text)?;
+    let config = Config::load(&config_path)?;
+    imi_node::store::Store::open(&config.store_path())?;
+    println!("node {country}/{name} created in {}", dir.display());
+    println!("peer id: {}", key.peer_id());
+    println!(
+        "next: `imi-node certs request --config {} --out node.csr.pem`, have it issued by the national CA into certs/node.pem, and place root.pem{} in certs/",
+        config_path.display(),
+        if country.is_commission() {
+            ""
+        } else {
+            " and national-ca.pem"
+        }
+    );
+    Ok(())
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+struct Drill {
+    to: Party,
+    count: usize,
+    withdraw_every: usize,
+}
+
+async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
+    let setup = NodeSetup::from_config(&config)?;
+    let address = setup.address.clone();
+    let app = Arc::new(CaseApp::new(address.clone()));
+    let node = Node::start(setup, app).await?;
+    if let Some(drill) = drill {
+        send_drill(&node, &config, drill).await?;
+    }
+    let revocations = config.certs.revocations.clone();
+    let mut seen = revocation_files(&revocations);
+    let mut rescan = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = rescan.tick() => {
+                // Lists placed by `certs revoke --install-into` take effect at once.
+                let now = revocation_files(&revocations);
+                if now != seen {
+                    seen = now;
+                    reload_revocations(&node, &revocations).await;
+                }
+            }
+        }
+    }
+    info!("interrupted, stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+fn revocation_files(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?.modified().ok()?)))
+        .collect()
+}
+
+async fn reload_revocations(node: &Node<CaseApp>, dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".crl.pem"))
+        else {
+            continue;
+        };
+        let list = match RevocationList::read_pem_file(&path) {
+            Ok(list) => list,
+            Err(err) => {
+                warn!(error = %err, "revocation list unreadable");
+                continue;
+            }
+        };
+        let issuer = if stem == "root" {
+            None
+        } else {
+            match Certificate::read_pem_file(&dir.join(format!("{stem}.ca.pem"))) {
+                Ok(ca) => Some(ca),
+                Err(err) => {
+                    warn!(error = %err, "revocation list without its CA certificate");
+                    continue;
+                }
+            }
+        };
+        match node.add_revocation_list(issuer.as_ref(), list).await {
+            Ok(true) => info!(file = %path.display(), "new revocation list in force"),
+            Ok(false) => {}
+            Err(err) => warn!(file = %path.display(), error = %err, "revocation list refused"),
+        }
+    }
+}
+
+async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Result<()> {
+    // The drill official belongs to the node's own drill authority.
+    let official = Actor {
+        user: UserId::from_parts(0, 1),
+        authority: AuthorityId::from_parts(0, u128::from(config.country.code().as_bytes()[0])),
+        country: config.country,
+        roles: [Role::RequestHandler].into(),
+    };
+    node.set_authority_route(official.authority, node.address())
+        .await?;
+    let reply_by = Timestamp::from_millis(now_ms())
+        .date()
+        .checked_add_days(30)
+        .context("date")?;
+    let mut cases = Vec::with_capacity(drill.count);
+    for i in 0..drill.count {
+        let case = CaseId::new();
+        let draft = Request::draft(
+            case,
+            &official,
+            "professional-qualifications",
+            drill.to,
+            Timestamp::from_millis(now_ms()),
+        )?;
+        node.create(CaseState::Request(draft), official.clone())
+            .await?;
+        cases.push((i, case));
+    }
+    let sends = cases.iter().map(|(_, case)| {
+        node.act(
+            *case,
+            official.clone(),
+            CaseAction::Request {
+                action: RequestAction::Send { reply_by },
+                before: None,
+            },
+            Content::default(),
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result?;
+    }
+    let mut withdrawn = 0;
+    if drill.withdraw_every > 0 {
+        let withdraws = cases
+            .iter()
+            .filter(|(i, _)| i % drill.withdraw_every == 0)
+            .map(|(_, case)| {
+                node.act(
+                    *case,
+                    official.clone(),
+                    CaseAction::Request {
+                        action: RequestAction::Withdraw,
+                        before: None,
+                    },
+                    Content::default(),
+                )
+            });
+        for result in futures::future::join_all(withdraws).await {
+            result?;
+            withdrawn += 1;
+        }
+    }
+    info!(requests = drill.count, withdrawn, "drill requests queued");
+    println!(
+        "drill queued: {} requests, {} withdrawn",
+        drill.count, withdrawn
+    );
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn certs(command: CertsCommand) -> Result<()> {
+    match command {
+        CertsCommand::RootInit { out, days } => {
+            let root = RootCa::generate("imi federation root", Validity::days_from_now(days))?;
+            std::fs::create_dir_all(&out)?;
+            root.write_pem_files(&out.join("root.pem"), &out.join("root-key.pem"))?;
+            println!("federation root created in {}", out.display());
+            println!("give root.pem to every node; keep root-key.pem offline");
+        }
+        CertsCommand::IssueNational {
+            root,
+            country,
+            out,
+            days,
+        } => {
+            let root = RootCa::read_pem_files(&root.join("root.pem"), &root.join("root-key.pem"))?;
+            let national = root.issue_national_ca(country, Validity::days_from_now(days))?;
+            std::fs::create_dir_all(&out)?;
+            national.write_pem_files(&out.join("ca.pem"), &out.join("ca-key.pem"))?;
+            println!("national CA of {country} created in {}", out.display());
+        }
+        CertsCommand::Request { config, out } => {
+            let config = Config::load(&config.config)?;
+            let key =
+                NodeKey::from_pkcs8_pem(&imi_certs::read_private_key_pem(&config.certs.key)?)?;
+            let name = config.name.parse()?;
+            let request = CertificateRequest::new(&key, config.country, &name)?;
+            request.write_pem_file(&out)?;
+            println!(
+                "request for {} (peer id {}) written to {}",
+                config.address(),
+                key.peer_id(),
+                out.display()
+            );
+        }
+        CertsCommand::IssueNode {
+            ca,
+            request,
+            out,
+            days,
+        } => {
+            let request = CertificateRequest::read_pem_file(&request)?;
+            let validity = Validity::days_from_now(days);
+            let cert = if ca.join("root-key.pem").exists() {
+                let root = RootCa::read_pem_files(&ca.join("root.pem"), &ca.join("root-key.pem"))?;
+                root.issue_observer(&request, validity)?
+            } else {
+                let national =
+                    NationalCa::read_pem_files(&ca.join("ca.pem"), &ca.join("ca-key.pem"))?;
+                national.issue_node(&request, validity)?
+            };
+            cert.write_pem_file(&out)?;
+            println!(
+                "certificate for {}/{} (serial {}) written to {}",
+                request.country(),
+                request.node(),
+                cert.serial(),
+                out.display()
+            );
+        }
+        CertsCommand::Revoke {
+            ca,
+            cert,
+            serial,
+            install_into,
+        } => revoke(&ca, cert, serial, &install_into)?,
+        CertsCommand::Show { file } => show(&file)?,
+    }
+    Ok(())
+}
+
+/// The revoked serials of a CA, kept in its directory as `revoked.toml`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct RevokedFile {
+    number: u64,
+    serials: Vec<String>,
+}
+
+fn revoke(
+    ca: &Path,
+    cert: Option<PathBuf>,
+    serial: Option<String>,
+    install: &[PathBuf],
+) -> Result<()> {
+    let serial: Serial = match (cert, serial) {
+        (Some(path), None) => Certificate::read_pem_file(&path)?.serial().clone(),
+        (None, Some(serial)) => serial.parse()?,
+        _ => bail!("name the certificate to revoke with exactly one of --cert or --serial"),
+    };
+    let state_path = ca.join("revoked.toml");
+    let mut state: RevokedFile = match std::fs::read_to_string(&state_path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is not valid", state_path.display()))?,
+        Err(_) => RevokedFile::default(),
+    };
+    if !state.serials.contains(&serial.to_string()) {
+        state.serials.push(serial.to_string());
+    }
+    state.number += 1;
+    let now = SystemTime::now();
+    let revoked = state
+        .serials
+        .iter()
+        .map(|s| -> Result<Revoked> {
+            Ok(Revoked {
+                serial: s.parse()?,
+                revoked_at: now,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let params = RevocationParams {
+        number: state.number,
+        this_update: now,
+        next_update: now + Duration::from_secs(7 * 86_400),
+        revoked,
+    };
+    let (list, issuer, stem) = if ca.join("root-key.pem").exists() {
+        let root = RootCa::read_pem_files(&ca.join("root.pem"), &ca.join("root-key.pem"))?;
+        (root.revocation_list(&params)?, None, "root".to_owned())
+    } else {
+        let national = NationalCa::read_pem_files(&ca.join("ca.pem"), &ca.join("ca-key.pem"))?;
+        let stem = format!("national-{}", national.country());
+        (
+            national.revocation_list(&params)?,
+            Some(national.certificate().clone()),
+            stem,
+        )
+    };
+    list.write_pem_file(&ca.join("crl.pem"))?;
+    std::fs::write(&state_path, toml::to_string(&state)?)?;
+    println!(
+        "serial {serial} revoked; revocation list number {} written to {}",
+        state.number,
+        ca.join("crl.pem").display()
+    );
+    for dir in install {
+        std::fs::create_dir_all(dir)?;
+        if let Some(issuer) = &issuer {
+            issuer.write_pem_file(&dir.join(format!("{stem}.ca.pem")))?;
+        }
+        list.write_pem_file(&dir.join(format!("{stem}.crl.pem")))?;
+        println!("installed into {}", dir.display());
+    }
+    Ok(())
+}
+
+fn show(file: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if text.contains("BEGIN X509 CRL") {
+        let list = RevocationList::from_pem(&text)?;
+        println!("revocation list number {}", list.number());
+        println!("  this update: {}", imi_certs::utc(list.this_update()));
+        println!("  next update: {}", imi_certs::utc(list.next_update()));
+        for revoked in list.revoked() {
+            println!("  revoked: {}", revoked.serial);
+        }
+    } else if text.contains("BEGIN CERTIFICATE REQUEST") {
+        let request = CertificateRequest::from_pem(&text)?;
+        println!(
+            "certificate request for {}/{}",
+            request.country(),
+            request.node()
+        );
+        println!("  peer id: {}", request.peer_id());
+    } else {
+        let cert = Certificate::from_pem(&text)?;
+        println!("certificate, serial {}", cert.serial());
+        match cert.role() {
+            imi_certs::CertificateRole::Root => println!("  federation root CA"),
+            imi_certs::CertificateRole::NationalCa { country } => {
+                println!("  national CA of {country}")
+            }
+            imi_certs::CertificateRole::Node {
+                country,
+                node,
+                peer_id,
+            } => {
+                println!("  node {country}/{node}");
+                println!("  peer id: {peer_id}");
+            }
+            imi_certs::CertificateRole::Other => println!("  not a federation certificate"),
+        }
+        println!("  valid from {}", imi_certs::utc(cert.not_before()));
+        println!("  valid until {}", imi_certs::utc(cert.not_after()));
+    }
+    Ok(())
+}
