@@ -36,8 +36,10 @@ const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Largest response accepted on any protocol.
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
-const ADMISSION: StreamProtocol = StreamProtocol::new("/imi/admission/1");
-const DELIVER: StreamProtocol = StreamProtocol::new("/imi/deliver/1");
+/// The admission protocol: certificate chains and revocation lists.
+pub const ADMISSION: StreamProtocol = StreamProtocol::new("/imi/admission/1");
+/// The delivery protocol: signed envelopes answered by signed receipts.
+pub const DELIVER: StreamProtocol = StreamProtocol::new("/imi/deliver/1");
 const SYNC: StreamProtocol = StreamProtocol::new("/imi/sync/1");
 const CONTROL: StreamProtocol = StreamProtocol::new("/imi/control/1");
 
@@ -183,8 +185,23 @@ enum Command {
         addr: Multiaddr,
     },
     RevocationsChanged,
+    Refusals {
+        reply: oneshot::Sender<Vec<Refusal>>,
+    },
     Shutdown,
 }
+
+/// A peer the node refused, and why (the latest are kept for diagnostics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The refused peer.
+    pub peer: PeerId,
+    /// Why, as a sentence.
+    pub reason: String,
+}
+
+/// How many refusals are kept.
+const REFUSALS_KEPT: usize = 64;
 
 /// A cloneable handle to the network loop.
 #[derive(Clone)]
@@ -256,6 +273,20 @@ impl NetworkHandle {
         let _ = self.commands.send(Command::AddPeerAddress { addr }).await;
     }
 
+    /// The latest refusals of peers, oldest first.
+    pub async fn refusals(&self) -> Vec<Refusal> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Refusals { reply })
+            .await
+            .is_err()
+        {
+            return vec![];
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// Stops the loop: every connection closes.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
@@ -268,9 +299,10 @@ impl NetworkHandle {
     }
 }
 
-/// Reads and writes one length-prefixed message per stream.
+/// Reads and writes one length-prefixed message per stream: the framing of
+/// every imi protocol (u32 big-endian length, then the bytes).
 #[derive(Debug, Clone, Default)]
-struct BytesCodec;
+pub struct BytesCodec;
 
 async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
     io: &mut T,
@@ -487,6 +519,7 @@ pub fn start(
             })
             .collect(),
         listen_addrs: vec![],
+        refusals: std::collections::VecDeque::new(),
     };
     let task = tokio::spawn(async move { event_loop.run().await });
     Ok((
@@ -526,6 +559,7 @@ struct EventLoop {
     answers: FuturesUnordered<PendingAnswer>,
     bootstrap: HashMap<Multiaddr, Redial>,
     listen_addrs: Vec<Multiaddr>,
+    refusals: std::collections::VecDeque<Refusal>,
 }
 
 impl EventLoop {
@@ -571,6 +605,9 @@ impl EventLoop {
             .collect();
         for peer in silent {
             warn!(%peer, "peer presented no valid credentials in time, disconnecting");
+            if !self.refusals.iter().any(|r| r.peer == peer) {
+                self.record_refusal(peer, "it presented no valid credentials in time".into());
+            }
             self.refuse(peer);
         }
         // Lift expired blocks.
@@ -601,6 +638,13 @@ impl EventLoop {
                 debug!(%addr, error = %err, "dial failed");
             }
         }
+    }
+
+    fn record_refusal(&mut self, peer: PeerId, reason: String) {
+        if self.refusals.len() == REFUSALS_KEPT {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back(Refusal { peer, reason });
     }
 
     fn refuse(&mut self, peer: PeerId) {
@@ -653,6 +697,9 @@ impl EventLoop {
                 });
             }
             Command::RevocationsChanged => self.on_revocations_changed(None),
+            Command::Refusals { reply } => {
+                let _ = reply.send(self.refusals.iter().cloned().collect());
+            }
             Command::Shutdown => {}
         }
     }
@@ -663,6 +710,7 @@ impl EventLoop {
         for identity in peers {
             if let Err(refused) = self.admission.recheck(&identity) {
                 warn!(peer = %identity, reason = %refused, "admitted peer no longer valid, cutting it off");
+                self.record_refusal(identity.peer, refused.reason.clone());
                 self.cut_off(identity.peer);
             }
         }
@@ -784,6 +832,7 @@ impl EventLoop {
                 }
                 Err(refused) => {
                     warn!(%peer, reason = %refused, "peer refused admission");
+                    self.record_refusal(peer, refused.reason.clone());
                     let answer = postcard::to_stdvec(&AdmissionAnswer::Refused(refused.reason))
                         .unwrap_or_default();
                     let _ = self
@@ -827,6 +876,10 @@ impl EventLoop {
             } => {
                 let Some(from) = self.admitted.get(&peer).cloned() else {
                     warn!(%peer, ?protocol, "application request from a peer that is not admitted, refusing");
+                    self.record_refusal(
+                        peer,
+                        "it asked for an application protocol before admission".into(),
+                    );
                     drop(channel);
                     self.refuse(peer);
                     return;
