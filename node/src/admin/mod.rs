@@ -996,8 +996,9 @@ impl Admin {
     }
 
     /// Changes a user's name, email, language or roles. The user's authority
-    /// administrators and the national coordinator may; nobody removes their
-    /// own administrator or coordinator role.
+    /// administrators and the national coordinator may; users may change
+    /// their own name, email and language, not their roles; nobody removes
+    /// their own administrator or coordinator role.
     pub async fn edit_user(
         &self,
         actor: &Actor,
@@ -1016,7 +1017,16 @@ impl Admin {
         let account = self
             .write(move |tx| {
                 let mut t = Tables::open(tx)?;
-                let (mut stored, acting) = t.target(country, &actor, id, "change the account of")?;
+                let own = match t.acting(country, &actor, "change your account") {
+                    Ok(acting) if acting.user().id == id && changes.access.is_none() => {
+                        Some(acting)
+                    }
+                    _ => None,
+                };
+                let (mut stored, acting) = match own {
+                    Some(acting) => (t.user(id)?, acting),
+                    None => t.target(country, &actor, id, "change the account of")?,
+                };
                 let record = t.authority(stored.account.user.authority)?;
                 let user = &mut stored.account.user;
                 let old_access = user.access.clone();

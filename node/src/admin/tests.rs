@@ -624,6 +624,33 @@ async fn users_are_managed_by_their_own_administrators_and_the_coordinator() {
         ),
         "{bad_email:?}"
     );
+    // Users keep their own name and language, but not their roles.
+    let own = f
+        .admin
+        .edit_user(
+            &actor(&pedro),
+            pedro.user.id,
+            UserChanges {
+                language: Some(Language::Pt),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(own.user.language, Language::Pt);
+    assert_not_allowed(
+        f.admin
+            .edit_user(
+                &actor(&pedro),
+                pedro.user.id,
+                UserChanges {
+                    access: Some(access(&[("*", &[Role::AuthorityAdministrator])])),
+                    ..UserChanges::default()
+                },
+            )
+            .await,
+        "holds neither role",
+    );
     // Taking away a national role is the coordinator's too; keeping it is fine.
     assert_not_allowed(
         f.admin
