@@ -1268,7 +1268,7 @@ impl Admin {
         let users = tx.open_table(USERS).map_err(StoreError::from)?;
         get::<StoredUser>(&users, "user", &id)?
             .map(|stored| stored.account)
-            .ok_or(AdminError::UnknownUser(login))
+            .ok_or_else(|| AdminError::UnknownUser(format!("{login:?}")))
     }
 
     /// The accounts of an authority (active or not), oldest first.
