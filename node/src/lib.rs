@@ -5,6 +5,7 @@
 //! of the directory with Automerge, retention and notifications. It must not
 //! render HTML.
 
+pub mod admin;
 pub mod admission;
 pub mod cases;
 pub mod config;
