@@ -262,7 +262,7 @@ async fn a_revoked_node_is_cut_off_by_every_node_that_sees_the_revocation() -> a
     let list = net
         .federation
         .pki
-        .revoke_nodes(Country::Pt, &[pt_dir.serial.clone()])?;
+        .revoke_nodes(Country::Pt, std::slice::from_ref(&pt_dir.serial))?;
     let pt_ca = net.federation.pki.nationals[&Country::Pt]
         .certificate()
         .clone();
