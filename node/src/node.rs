@@ -185,6 +185,7 @@ impl<I: Inbound> Node<I> {
         store
             .write(|tx| {
                 delivery::create_tables(tx)?;
+                crate::admin::create_tables(tx)?;
                 crate::cases::create_tables(tx)
             })
             .await?;

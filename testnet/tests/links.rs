@@ -182,3 +182,105 @@ async fn seed_scenario_over_tcp() -> anyhow::Result<()> {
 async fn seed_scenario_over_quic() -> anyhow::Result<()> {
     seed_scenario(true).await
 }
+
+/// Sends a fresh request from `finn` to `to` and returns its case id.
+async fn send_request(
+    fi: &imi_node::node::Node<imi_node::cases::CaseApp>,
+    finn: &imi_protocol::Actor,
+    to: &imi_protocol::Actor,
+) -> anyhow::Result<CaseId> {
+    let case = CaseId::new();
+    let draft = Request::draft(
+        case,
+        finn,
+        "professional-qualifications",
+        party(to),
+        Timestamp::from_millis(0),
+    )?;
+    fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
+        .await?;
+    fi.act(
+        case,
+        finn.clone(),
+        CaseAction::Request {
+            action: RequestAction::Send {
+                reply_by: in_days(14),
+            },
+            before: None,
+        },
+        Content::default(),
+    )
+    .await?;
+    Ok(case)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_that_was_down_receives_everything_when_it_returns() -> anyhow::Result<()> {
+    logs();
+    let mut net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    for node in &net.nodes {
+        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
+            .await?;
+        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
+            .await?;
+    }
+    let stopped = net.stop(Country::Pt).await?;
+    let mut cases = Vec::new();
+    for _ in 0..40 {
+        cases.push(send_request(net.node(Country::Fi), &finn, &portuguese).await?);
+    }
+    // Retries go on while Portugal is away; nothing is lost.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(delivery::counts(net.node(Country::Fi).store())?.outbox, 40);
+    net.restart(stopped).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    wait_until("the outbox to empty", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    for case in &cases {
+        assert_eq!(status(pt, *case).as_deref(), Some("sent"));
+    }
+    assert_eq!(pt.case_count()?, 40);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_sees_why_the_recipient_rejected_a_message() -> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let stranger = official(Country::Pt, &[Role::RequestHandler]);
+    // Finland believes Portugal serves this authority; Portugal does not know it.
+    fi.set_authority_route(stranger.authority, pt.address())
+        .await?;
+    let case = send_request(fi, &finn, &stranger).await?;
+    wait_until("the receipt", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    let sent = delivery::case_messages(fi.store(), case)?;
+    assert_eq!(sent.len(), 1);
+    match &sent[0].status {
+        MessageStatus::Rejected { code, reason } => {
+            assert_eq!(code, "not-served-here");
+            assert!(reason.contains("PT/pt-1"), "{reason}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(pt.case(case)?.is_none());
+    Ok(())
+}

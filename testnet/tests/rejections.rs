@@ -1,0 +1,279 @@
+//! Bad envelopes from an admitted peer: each is refused with a named reason
+//! in a signed receipt, and nothing the receiver stores changes.
+
+mod common;
+
+use common::*;
+use imi_node::cases::CaseState;
+use imi_node::delivery::{self, DeliverAnswer};
+use imi_node::net::AppProtocol;
+use imi_protocol::{
+    Actor, Author, CaseAction, CaseId, CaseStep, Content, Country, Header, MessageId, MessageKind,
+    NodeAddress, PROTOCOL_VERSION, ReceiptBody, ReceiptOutcome, Request, RequestAction, Role,
+    SigningKey, Timestamp, VerifyingKey, open_receipt, seal,
+};
+use imi_testnet::Testnet;
+
+struct Bench {
+    net: Testnet,
+    fi_key: SigningKey,
+    pt_key: VerifyingKey,
+    finn: Actor,
+    portuguese: Actor,
+}
+
+async fn bench() -> anyhow::Result<Bench> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let dirs = &net.federation.nodes;
+    let fi_key = SigningKey::from_bytes(&dirs[0].key.secret_seed());
+    let pt_key = VerifyingKey::from_bytes(&dirs[1].key.public_key_bytes())?;
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    for node in &net.nodes {
+        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
+            .await?;
+        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
+            .await?;
+    }
+    Ok(Bench {
+        net,
+        fi_key,
+        pt_key,
+        finn,
+        portuguese,
+    })
+}
+
+impl Bench {
+    fn pt_address(&self) -> NodeAddress {
+        self.net.node(Country::Pt).address().clone()
+    }
+
+    /// A Finnish step on a fresh request, as the Finnish node would seal it.
+    fn step(&self, case: CaseId, actor: &Actor, action: RequestAction) -> CaseStep {
+        let draft = Request::draft(
+            case,
+            &self.finn,
+            "professional-qualifications",
+            party(&self.portuguese),
+            Timestamp::from_millis(0),
+        )
+        .unwrap();
+        CaseStep {
+            actor: actor.clone(),
+            at: Timestamp::from_millis(now_ms()),
+            action: CaseAction::Request {
+                action,
+                before: Some(Box::new(draft)),
+            },
+            content: Content::default(),
+        }
+    }
+
+    fn header(&self, case: CaseId, sequence: u64, recipient: NodeAddress) -> Header {
+        Header {
+            version: PROTOCOL_VERSION,
+            id: MessageId::new(),
+            sender: self.net.node(Country::Fi).address().clone(),
+            author: Author {
+                authority: self.finn.authority,
+                user: Some(self.finn.user),
+            },
+            recipients: vec![recipient],
+            case,
+            sequence,
+            timestamp_ms: now_ms(),
+            kind: MessageKind::Request,
+        }
+    }
+
+    fn send_step(&self) -> RequestAction {
+        RequestAction::Send {
+            reply_by: in_days(10),
+        }
+    }
+
+    /// Delivers raw bytes from the Finnish node to the Portuguese one over
+    /// the real delivery protocol and returns PT's answer.
+    async fn deliver(&self, bytes: Vec<u8>) -> anyhow::Result<DeliverAnswer> {
+        let answer = self
+            .net
+            .node(Country::Fi)
+            .net()
+            .request(AppProtocol::Deliver, "PT/pt-1", bytes)
+            .await?;
+        Ok(postcard::from_bytes(&answer)?)
+    }
+
+    /// The signed receipt in `answer`, checked against PT's key.
+    fn receipt(&self, answer: DeliverAnswer) -> ReceiptBody {
+        match answer {
+            DeliverAnswer::Receipt(bytes) => open_receipt(&bytes, &self.pt_key).unwrap(),
+            other => panic!("expected a receipt, got {other:?}"),
+        }
+    }
+
+    /// What PT stores, to prove a refusal changed nothing.
+    fn pt_snapshot(&self) -> (u64, delivery::DeliveryCounts) {
+        let pt = self.net.node(Country::Pt);
+        (
+            pt.case_count().unwrap(),
+            delivery::counts(pt.store()).unwrap(),
+        )
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn rejected_code(receipt: &ReceiptBody) -> &str {
+    match &receipt.outcome {
+        ReceiptOutcome::Rejected { code, reason } => {
+            assert!(!reason.is_empty());
+            code
+        }
+        ReceiptOutcome::Accepted => panic!("the envelope was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    let forger = SigningKey::from_bytes(&[7; 32]);
+    let step = b.step(case, &b.finn, b.send_step());
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &forger)?;
+    let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "bad-signature");
+    assert_eq!(b.pt_snapshot(), before);
+    assert!(b.net.node(Country::Pt).case(case)?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_body_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    let step = b.step(case, &b.finn, b.send_step());
+    let mut bytes = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?.into_bytes();
+    // Flip one bit in the body, just before the signature.
+    let at = bytes.len() - 64 - 3;
+    bytes[at] ^= 0x01;
+    let receipt = b.receipt(b.deliver(bytes).await?);
+    assert_eq!(rejected_code(&receipt), "bad-signature");
+    assert_eq!(b.pt_snapshot(), before);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_for_another_node_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    let step = b.step(case, &b.finn, b.send_step());
+    let elsewhere: NodeAddress = "DE/de-1".parse()?;
+    let envelope = seal(b.header(case, 1, elsewhere), &step, &b.fi_key)?;
+    let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "wrong-recipient");
+    assert_eq!(b.pt_snapshot(), before);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_transition_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    // Closing a request that was never sent.
+    let close = RequestAction::Close {
+        rating: imi_protocol::Rating {
+            timeliness: 3,
+            effort: 3,
+        },
+    };
+    let step = b.step(case, &b.finn, close);
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "forbidden-transition");
+    let after = b.pt_snapshot();
+    assert_eq!(after.0, before.0, "no case was created");
+    assert_eq!(after.1.messages, before.1.messages, "no message was stored");
+    assert!(b.net.node(Country::Pt).case(case)?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_speak_for_another_countrys_official() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    // Finland signs a step claiming a Portuguese official accepted.
+    let step = b.step(case, &b.portuguese, RequestAction::Accept);
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "foreign-actor");
+    assert_eq!(b.pt_snapshot().0, before.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_envelope_gets_the_same_receipt_and_is_applied_once() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let pt = b.net.node(Country::Pt);
+    let case = CaseId::new();
+    let step = b.step(case, &b.finn, b.send_step());
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let first = b.deliver(envelope.as_bytes().to_vec()).await?;
+    let DeliverAnswer::Receipt(first_bytes) = first.clone() else {
+        panic!("no receipt: {first:?}")
+    };
+    assert!(b.receipt(first).outcome.is_accepted());
+    let state = pt.case(case)?.expect("the request arrived");
+    let snapshot = b.pt_snapshot();
+
+    // The very same bytes again: the very same receipt, nothing applied twice.
+    let again = b.deliver(envelope.as_bytes().to_vec()).await?;
+    assert!(matches!(&again, DeliverAnswer::Receipt(bytes) if *bytes == first_bytes));
+    assert_eq!(pt.case(case)?.unwrap(), state);
+    assert_eq!(b.pt_snapshot(), snapshot);
+
+    // The same step re-sealed as a new message with the old sequence.
+    let replay = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let receipt = b.receipt(b.deliver(replay.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "stale-sequence");
+    assert_eq!(pt.case(case)?.unwrap(), state);
+    assert!(matches!(state.state, CaseState::Request(ref r) if r.sequence() == 1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_bytes_get_a_refusal_and_the_link_stays_up() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let answer = b.deliver(b"definitely not an envelope".to_vec()).await?;
+    assert!(
+        matches!(answer, DeliverAnswer::Unreadable { ref reason } if reason.contains("malformed"))
+    );
+    assert_eq!(b.pt_snapshot(), before);
+    // The node keeps working: a real request still goes through.
+    let case = CaseId::new();
+    let step = b.step(case, &b.finn, b.send_step());
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    assert!(
+        b.receipt(b.deliver(envelope.into_bytes()).await?)
+            .outcome
+            .is_accepted()
+    );
+    Ok(())
+}
