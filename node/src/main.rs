@@ -11,13 +11,14 @@ use imi_certs::{
     Certificate, CertificateRequest, NationalCa, NodeKey, RevocationList, RevocationParams,
     Revoked, RootCa, Serial, Validity,
 };
+use imi_node::admin::{Admin, NewAccount, NewUser, Password};
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::config::{Config, EXAMPLE, LogFormat, valid_node_name};
 use imi_node::node::{Node, NodeSetup};
 use imi_node::status::StoreStatus;
 use imi_protocol::{
-    Actor, AuthorityId, CaseAction, CaseId, Content, Country, NodeAddress, Party, Request,
-    RequestAction, Role, Timestamp, UserId,
+    Actor, AuthorityId, AuthorityStatus, CaseAction, CaseId, Content, Country, NodeAddress, Party,
+    Request, RequestAction, Role, Timestamp, UserId,
 };
 use tracing::{info, warn};
 
@@ -106,6 +107,36 @@ enum Command {
         /// The backup file to read.
         backup: PathBuf,
     },
+    /// The national coordinator's account (the first user of the node).
+    Coordinator {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: CoordinatorCommand,
+    },
+    /// Authorities of this country: list, approve, reject (the node must be stopped).
+    Authority {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: AuthorityCommand,
+    },
+    /// Users of this country's authorities (the node must be stopped).
+    User {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Authorities without a substitute, and users who have not signed in
+    /// for a long time (leavers to remove).
+    Warnings {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Users idle for more than this many days are listed.
+        #[arg(long, default_value_t = 90)]
+        inactive_days: u64,
+    },
     /// Federation certificates.
     Certs {
         #[command(subcommand)]
@@ -128,6 +159,93 @@ enum RouteCommand {
         country: Country,
         /// Its node.
         node: NodeAddress,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CoordinatorCommand {
+    /// Create the national coordinators' authority and its first user; the
+    /// password is read from IMI_PASSWORD or standard input.
+    Init {
+        /// Sign-in name.
+        #[arg(long)]
+        login: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthorityCommand {
+    /// List authorities, optionally only those with a status.
+    List {
+        /// pending, active, rejected or deactivated.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Approve a pending registration.
+    Approve {
+        /// The authority.
+        id: AuthorityId,
+        /// The coordinator's sign-in name.
+        #[arg(long = "as")]
+        acting: String,
+    },
+    /// Reject a pending registration.
+    Reject {
+        /// The authority.
+        id: AuthorityId,
+        /// Why (shown to the authority).
+        #[arg(long)]
+        reason: String,
+        /// The coordinator's sign-in name.
+        #[arg(long = "as")]
+        acting: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user to an authority; the password is read from IMI_PASSWORD or standard input.
+    Add {
+        /// The authority.
+        #[arg(long)]
+        authority: AuthorityId,
+        /// Sign-in name.
+        #[arg(long)]
+        login: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Interface language (BCP 47 tag).
+        #[arg(long)]
+        language: imi_protocol::Language,
+        /// A role for an area, as AREA=ROLE (repeat; AREA `*` for every area).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The acting administrator's or coordinator's sign-in name.
+        #[arg(long = "as")]
+        acting: String,
+    },
+    /// Deactivate a user (a leaver).
+    Deactivate {
+        /// The user's sign-in name.
+        login: String,
+        /// The acting administrator's or coordinator's sign-in name.
+        #[arg(long = "as")]
+        acting: String,
+    },
+    /// List the users of an authority.
+    List {
+        /// The authority.
+        authority: AuthorityId,
     },
 }
 
@@ -284,7 +402,179 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Certs { command } => certs(command),
+        Command::Coordinator { config, command } => {
+            let config = Config::load(&config.config)?;
+            runtime()?.block_on(coordinator(&config, command))
+        }
+        Command::Authority { config, command } => {
+            let config = Config::load(&config.config)?;
+            runtime()?.block_on(authority(&config, command))
+        }
+        Command::User { config, command } => {
+            let config = Config::load(&config.config)?;
+            runtime()?.block_on(user(&config, command))
+        }
+        Command::Warnings {
+            config,
+            inactive_days,
+        } => {
+            let config = Config::load(&config.config)?;
+            runtime()?.block_on(warnings(&config, inactive_days))
+        }
     }
+}
+
+async fn open_admin(config: &Config) -> Result<Admin> {
+    let store = imi_node::store::Store::open(&config.store_path())
+        .context("the store is in use or missing (stop the node first)")?;
+    Ok(Admin::open(store, config.country).await?)
+}
+
+fn read_password() -> Result<Password> {
+    if let Ok(password) = std::env::var("IMI_PASSWORD") {
+        return Ok(Password::new(password));
+    }
+    eprintln!("password:");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(Password::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+fn acting_actor(admin: &Admin, country: Country, login: &str) -> Result<Actor> {
+    let account = admin
+        .user_by_login(login)
+        .with_context(|| format!("no user {login:?} on this node"))?;
+    Ok(account.user.actor_for(country, imi_protocol::ALL_AREAS))
+}
+
+async fn coordinator(config: &Config, command: CoordinatorCommand) -> Result<()> {
+    let admin = open_admin(config).await?;
+    match command {
+        CoordinatorCommand::Init { login, name, email } => {
+            let account = admin
+                .create_first_coordinator(&login, &name, &email, read_password()?)
+                .await?;
+            println!(
+                "national coordinator {} created in authority {}",
+                account.user.login, account.user.authority
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn authority(config: &Config, command: AuthorityCommand) -> Result<()> {
+    let admin = open_admin(config).await?;
+    match command {
+        AuthorityCommand::List { status } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("pending") => Some(AuthorityStatus::Pending),
+                Some("active") => Some(AuthorityStatus::Active),
+                Some("rejected") => Some(AuthorityStatus::Rejected),
+                Some("deactivated") => Some(AuthorityStatus::Deactivated),
+                Some(other) => {
+                    bail!("unknown status {other:?}: use pending, active, rejected or deactivated")
+                }
+            };
+            for record in admin.list_authorities(status).await? {
+                let a = &record.authority;
+                let name = a.names.values().next().cloned().unwrap_or_default();
+                println!("{}  {:?}  {}", a.id, a.status, name);
+            }
+        }
+        AuthorityCommand::Approve { id, acting } => {
+            let actor = acting_actor(&admin, config.country, &acting)?;
+            admin.approve_authority(&actor, id).await?;
+            println!("authority {id} approved");
+        }
+        AuthorityCommand::Reject { id, reason, acting } => {
+            let actor = acting_actor(&admin, config.country, &acting)?;
+            admin.reject_authority(&actor, id, &reason).await?;
+            println!("authority {id} rejected");
+        }
+    }
+    Ok(())
+}
+
+async fn user(config: &Config, command: UserCommand) -> Result<()> {
+    let admin = open_admin(config).await?;
+    match command {
+        UserCommand::Add {
+            authority,
+            login,
+            name,
+            email,
+            language,
+            roles,
+            acting,
+        } => {
+            let actor = acting_actor(&admin, config.country, &acting)?;
+            let mut access: BTreeMap<String, std::collections::BTreeSet<Role>> = BTreeMap::new();
+            for spec in roles {
+                let (area, role) = spec
+                    .split_once('=')
+                    .with_context(|| format!("role {spec:?} is not AREA=ROLE"))?;
+                access
+                    .entry(area.to_owned())
+                    .or_default()
+                    .insert(role.parse()?);
+            }
+            let account = NewAccount {
+                user: NewUser {
+                    login,
+                    name,
+                    email,
+                    language,
+                    access,
+                },
+                password: read_password()?,
+            };
+            let account = admin.add_user(&actor, authority, account).await?;
+            println!("user {} added ({})", account.user.login, account.user.id);
+        }
+        UserCommand::Deactivate { login, acting } => {
+            let actor = acting_actor(&admin, config.country, &acting)?;
+            let user = admin.user_by_login(&login)?;
+            admin.deactivate_user(&actor, user.user.id).await?;
+            println!("user {login} deactivated");
+        }
+        UserCommand::List { authority } => {
+            for account in admin.users_of(authority)? {
+                let u = &account.user;
+                println!(
+                    "{}  {}  {}  {}",
+                    u.login,
+                    if u.active { "active" } else { "deactivated" },
+                    u.name,
+                    u.email
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn warnings(config: &Config, inactive_days: u64) -> Result<()> {
+    let admin = open_admin(config).await?;
+    let substitutes = admin.substitute_warnings().await?;
+    let inactive = admin
+        .inactive_users(Duration::from_secs(inactive_days * 86_400))
+        .await?;
+    if substitutes.is_empty() && inactive.is_empty() {
+        println!("no warnings");
+    }
+    for warning in substitutes {
+        println!("{warning}");
+    }
+    for idle in inactive {
+        let u = &idle.account.user;
+        println!(
+            "{} ({}) has not signed in since {}: remove the account if they left",
+            u.login, u.name, idle.idle_since
+        );
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

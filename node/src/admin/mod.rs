@@ -331,13 +331,13 @@ pub enum AdminError {
     DuplicateLogin(String),
     /// The password does not meet the policy.
     #[error("the password is too weak: {0}")]
-    WeakPassword(#[from] WeakPassword),
+    WeakPassword(WeakPassword),
     /// The authority's description is not usable.
     #[error("the authority cannot be saved as described: {0}")]
-    InvalidAuthority(#[from] InvalidAuthority),
+    InvalidAuthority(InvalidAuthority),
     /// The account's description is not usable.
     #[error("the user cannot be saved as described: {0}")]
-    InvalidUser(#[from] InvalidUser),
+    InvalidUser(InvalidUser),
     /// The authority is not in a status that allows the step.
     #[error("cannot {action} {name}: its registration is {status}")]
     WrongStatus {
@@ -364,6 +364,26 @@ pub enum AdminError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+// Not `#[from]`: the reason is already in the message, and a source would
+// repeat it in error chains.
+impl From<InvalidAuthority> for AdminError {
+    fn from(err: InvalidAuthority) -> Self {
+        AdminError::InvalidAuthority(err)
+    }
+}
+
+impl From<WeakPassword> for AdminError {
+    fn from(err: WeakPassword) -> Self {
+        AdminError::WeakPassword(err)
+    }
+}
+
+impl From<InvalidUser> for AdminError {
+    fn from(err: InvalidUser) -> Self {
+        AdminError::InvalidUser(err)
+    }
 }
 
 /// A sign-in that did not succeed.
