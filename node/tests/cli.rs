@@ -1,0 +1,231 @@
+//! The operator's commands, run as the real `imi-node` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn imi_node(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imi-node"))
+        .args(args)
+        .current_dir(dir)
+        .env("IMI_PASSWORD", "correct horse battery staple")
+        .env_remove("IMI_CONFIG")
+        .output()
+        .expect("imi-node runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = imi_node(dir, args);
+    assert!(
+        out.status.success(),
+        "imi-node {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = imi_node(dir, args);
+    assert!(
+        !out.status.success(),
+        "imi-node {args:?} should have failed"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_two_country_federation_is_certified_with_the_certs_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["certs", "root-init", "--out", "root"]);
+    for (cc, name) in [("FI", "fi-1"), ("PT", "pt-1")] {
+        let ca = format!("ca-{cc}");
+        ok(
+            d,
+            &[
+                "certs",
+                "issue-national",
+                "--root",
+                "root",
+                "--country",
+                cc,
+                "--out",
+                &ca,
+            ],
+        );
+        ok(d, &["init", "--country", cc, "--name", name, "--dir", name]);
+        let config = format!("{name}/imi-node.toml");
+        let csr = format!("{name}.csr");
+        ok(d, &["certs", "request", "-c", &config, "--out", &csr]);
+        let cert = format!("{name}/certs/node.pem");
+        let issued = ok(
+            d,
+            &[
+                "certs",
+                "issue-node",
+                "--ca",
+                &ca,
+                "--request",
+                &csr,
+                "--out",
+                &cert,
+            ],
+        );
+        assert!(issued.contains(&format!("{cc}/{name}")), "{issued}");
+        std::fs::copy(d.join("root/root.pem"), d.join(name).join("certs/root.pem")).unwrap();
+        std::fs::copy(
+            d.join(&ca).join("ca.pem"),
+            d.join(name).join("certs/national-ca.pem"),
+        )
+        .unwrap();
+        let shown = ok(d, &["certs", "show", &cert]);
+        assert!(shown.contains(&format!("node {cc}/{name}")), "{shown}");
+    }
+    // The key file is the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("fi-1/node-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A national CA cannot certify another country's node.
+    let err = fails(
+        d,
+        &[
+            "certs",
+            "issue-node",
+            "--ca",
+            "ca-FI",
+            "--request",
+            "pt-1.csr",
+            "--out",
+            "x.pem",
+        ],
+    );
+    assert!(err.contains("PT") && err.contains("FI"), "{err}");
+    // Revocation writes a list into a node's revocations directory.
+    let revoked = ok(
+        d,
+        &[
+            "certs",
+            "revoke",
+            "--ca",
+            "ca-PT",
+            "--cert",
+            "pt-1/certs/node.pem",
+            "--install-into",
+            "fi-1/certs/revocations",
+        ],
+    );
+    assert!(revoked.contains("revocation list number 1"), "{revoked}");
+    assert!(
+        d.join("fi-1/certs/revocations/national-PT.crl.pem")
+            .exists()
+    );
+    let shown = ok(
+        d,
+        &[
+            "certs",
+            "show",
+            "fi-1/certs/revocations/national-PT.crl.pem",
+        ],
+    );
+    assert!(shown.contains("revoked:"), "{shown}");
+    // A node directory is not created twice.
+    let err = fails(
+        d,
+        &["init", "--country", "FI", "--name", "fi-1", "--dir", "fi-1"],
+    );
+    assert!(err.contains("exists already"), "{err}");
+    let err = fails(d, &["init", "--country", "XX", "--name", "x", "--dir", "x"]);
+    assert!(err.contains("unknown country code"), "{err}");
+}
+
+#[test]
+fn the_coordinator_manages_authorities_and_users_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &["init", "--country", "PT", "--name", "pt-1", "--dir", "pt"],
+    );
+    let c = "pt/imi-node.toml";
+    let created = ok(
+        d,
+        &[
+            "coordinator",
+            "-c",
+            c,
+            "init",
+            "--login",
+            "ana",
+            "--name",
+            "Ana Costa",
+            "--email",
+            "ana@example.pt",
+        ],
+    );
+    let authority = created.split_whitespace().last().unwrap().to_owned();
+    let listed = ok(d, &["authority", "-c", c, "list", "--status", "active"]);
+    assert!(listed.contains(&authority), "{listed}");
+    // The coordinators' authority has no substitute yet.
+    let warnings = ok(d, &["warnings", "-c", c]);
+    assert!(
+        warnings.contains("no active user handling requests"),
+        "{warnings}"
+    );
+    ok(
+        d,
+        &[
+            "user",
+            "-c",
+            c,
+            "add",
+            "--authority",
+            &authority,
+            "--login",
+            "rui",
+            "--name",
+            "Rui Sousa",
+            "--email",
+            "rui@example.pt",
+            "--language",
+            "pt",
+            "--role",
+            "professional-qualifications=request-handler",
+            "--as",
+            "ana",
+        ],
+    );
+    let users = ok(d, &["user", "-c", c, "list", &authority]);
+    assert!(users.contains("rui  active"), "{users}");
+    let err = fails(
+        d,
+        &[
+            "user",
+            "-c",
+            c,
+            "add",
+            "--authority",
+            &authority,
+            "--login",
+            "rui",
+            "--name",
+            "Other",
+            "--email",
+            "o@example.pt",
+            "--language",
+            "pt",
+            "--as",
+            "ana",
+        ],
+    );
+    assert!(err.contains("already taken"), "{err}");
+    ok(d, &["user", "-c", c, "deactivate", "rui", "--as", "ana"]);
+    let users = ok(d, &["user", "-c", c, "list", &authority]);
+    assert!(users.contains("rui  deactivated"), "{users}");
+    let status = ok(d, &["status", "-c", c, "--json"]);
+    assert!(status.contains("\"outbox\": 0"), "{status}");
+}
