@@ -395,6 +395,11 @@ impl<I: Inbound> Receiver<I> {
         }
     }
 
+    /// The store messages are kept in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn receipt(&self, header: &Header, digest: [u8; 32], outcome: ReceiptOutcome) -> Vec<u8> {
         let body = ReceiptBody::new(header, digest, self.me.clone(), now_ms(), outcome);
         seal_receipt(body, &self.key)

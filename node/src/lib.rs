@@ -12,5 +12,6 @@ pub mod config;
 pub mod delivery;
 pub mod net;
 pub mod node;
+pub mod peers;
 pub mod status;
 pub mod store;

@@ -186,6 +186,7 @@ impl<I: Inbound> Node<I> {
             .write(|tx| {
                 delivery::create_tables(tx)?;
                 crate::admin::create_tables(tx)?;
+                crate::peers::create_tables(tx)?;
                 crate::cases::create_tables(tx)
             })
             .await?;
@@ -254,6 +255,11 @@ impl<I: Inbound> Node<I> {
     /// The links.
     pub fn net(&self) -> &NetworkHandle {
         &self.net
+    }
+
+    /// Every node ever admitted here.
+    pub fn known_peers(&self) -> Result<Vec<crate::peers::PeerRecord>, StoreError> {
+        crate::peers::list(&self.store)
     }
 
     /// The application that applies received messages.
@@ -363,6 +369,10 @@ async fn dispatch<I: Inbound>(
                 };
                 keys.insert(identity.address.clone(), key);
                 delivery.peer_up(identity.address.clone(), key).await;
+                if let Err(err) = crate::peers::record_admission(receiver.store(), &identity).await
+                {
+                    warn!(peer = %identity, error = %err, "cannot record the admitted peer");
+                }
             }
             NetEvent::PeerLeft(identity) => {
                 delivery.peer_down(identity.address.clone()).await;

@@ -170,6 +170,12 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
         .filter(|m| m.direction == Direction::Inbound)
         .count();
     assert_eq!(received_by_pt, 3);
+
+    // Each side remembers whom it admitted.
+    let known = fi.known_peers()?;
+    assert_eq!(known.len(), 1);
+    assert_eq!(known[0].address, *pt.address());
+    assert_eq!(known[0].peer_id, pt.net().local_peer().to_base58());
     Ok(())
 }
 
