@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};

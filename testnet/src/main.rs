@@ -1,0 +1,192 @@
+//! `imi-testnet`: a local federation for training and demos, and the
+//! benchmark harness.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use imi_protocol::Country;
+use imi_testnet::Testnet;
+use imi_testnet::bench::{self, DeliveryOptions};
+
+/// A whole imi federation on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "imi-testnet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a local federation in this process and run it until Ctrl-C
+    /// (default: all 30 countries and the Commission's observer).
+    Up {
+        /// The countries that get a node, e.g. FI,PT.
+        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+        countries: Vec<Country>,
+        /// Every one of the 30 countries.
+        #[arg(long)]
+        all: bool,
+        /// Run the Commission's observer node too (always, when no
+        /// countries are chosen).
+        #[arg(long)]
+        observer: bool,
+        /// Keep the node directories in DIR (new or empty) instead of a
+        /// temporary directory removed on exit.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure a federation running in this process.
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Requests between two nodes: latency from sending to the signed
+    /// receipt stored on the sender, one at a time and under saturation.
+    Delivery {
+        /// Requests sent under saturating load.
+        #[arg(long, default_value_t = DeliveryOptions::default().requests)]
+        requests: usize,
+        /// Requests in flight under saturating load.
+        #[arg(long, default_value_t = DeliveryOptions::default().concurrency)]
+        concurrency: usize,
+        /// Requests sent one at a time, for latency.
+        #[arg(long, default_value_t = DeliveryOptions::default().sequential)]
+        sequential: usize,
+        /// Link the nodes over QUIC instead of TCP.
+        #[arg(long)]
+        quic: bool,
+        /// Where the node directories and stores go (default: a temporary
+        /// directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(dispatch(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("imi-testnet: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn logging(default: &str) {
+    let filter = std::env::var("IMI_LOG").unwrap_or_else(|_| default.to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up {
+            countries,
+            all,
+            observer,
+            dir,
+        } => {
+            logging("warn");
+            let (countries, observer) = if all {
+                (Country::MEMBERS.to_vec(), observer)
+            } else if countries.is_empty() {
+                (Country::MEMBERS.to_vec(), true)
+            } else {
+                (countries, observer)
+            };
+            up(countries, observer, dir).await
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Delivery {
+                    requests,
+                    concurrency,
+                    sequential,
+                    quic,
+                    dir,
+                },
+        } => {
+            logging("warn");
+            let options = DeliveryOptions {
+                sequential,
+                requests,
+                concurrency,
+                quic,
+                dir,
+            };
+            println!(
+                "delivery FI -> PT over {} loopback: {sequential} sequential requests, then {requests} with {concurrency} in flight",
+                if quic { "QUIC" } else { "TCP" }
+            );
+            let report = bench::delivery(&options).await?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}
+
+async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -> Result<()> {
+    countries.retain(|c| !c.is_commission());
+    countries.dedup();
+    if countries.is_empty() && !observer {
+        bail!("choose at least one country, or the observer");
+    }
+    let mut builder = Testnet::builder().countries(countries).observer(observer);
+    if let Some(dir) = &dir {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            bail!(
+                "{} is not empty; choose a new or empty directory for the federation",
+                dir.display()
+            );
+        }
+        builder = builder.dir(dir);
+    }
+    let started = Instant::now();
+    let mut net = builder.start().await?;
+    net.wait_connected(Duration::from_secs(120)).await?;
+    println!(
+        "{} nodes up and connected in {:.1} s",
+        net.nodes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (node, dir) in net.nodes.iter().zip(&net.federation.nodes) {
+        let addrs: Vec<String> = node
+            .net()
+            .listen_addrs()
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "{:<12} {:<28} {}",
+            node.address().to_string(),
+            addrs.join(" "),
+            dir.dir.display()
+        );
+    }
+    if dir.is_none() {
+        println!("the node directories are removed when the federation stops");
+    }
+    println!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}
