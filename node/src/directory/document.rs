@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
@@ -25,6 +26,12 @@ const MAX_VOUCHED: usize = 100_000;
 const MAX_INCREMENTS: u32 = 32;
 /// Bytes of incremental saves kept before the document is saved whole again.
 const MAX_INCREMENT_BYTES: usize = 1024 * 1024;
+/// How long the changes of a peer that sent changes not vouched for are
+/// ignored, for that document.
+const QUARANTINE: Duration = Duration::from_secs(30);
+/// How long a fresh document waits for the peer it is pulled from before
+/// asking another.
+const PULL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above this many changed entries in one merge, the change feed announces
 /// a reload of the country rather than each entry.
 const MAX_ANNOUNCED: usize = 256;
@@ -57,6 +64,24 @@ struct PeerSync {
     state: State,
     /// The counter of each signer's heads the peer holds (as far as we know).
     their_counters: HashMap<[u8; 32], u64>,
+    /// The peer told us what it has since we last wrote to it.
+    fresh: bool,
+    /// The last of our own edits offered to the peer.
+    pushed_epoch: u64,
+    /// The peer sent changes no signature vouches for: its changes to this
+    /// document are ignored until then.
+    refused_until: Option<Instant>,
+}
+
+/// What became of the changes of a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// All vouched for (or none carried).
+    Accepted,
+    /// Part of their history is missing; the rest is asked for again.
+    Incomplete,
+    /// Changes no signature of the country vouches for.
+    Refused,
 }
 
 /// The entries of one country as last read from its document.
@@ -81,6 +106,11 @@ pub(crate) struct CountryDoc {
     /// changes) that have not arrived yet.
     vouched: HashSet<ChangeHash>,
     peers: HashMap<String, PeerSync>,
+    /// Counts this node's own edits.
+    local_epoch: u64,
+    /// While the document holds nothing but genesis, the one peer it is
+    /// pulled from (so that a fresh node does not get it from every peer).
+    pulling: Option<(String, Instant)>,
     saved_heads: Vec<ChangeHash>,
     next_seq: u64,
     increments: u32,
@@ -142,6 +172,8 @@ impl CountryDoc {
                 .collect(),
             vouched: HashSet::new(),
             peers: HashMap::new(),
+            local_epoch: 0,
+            pulling: None,
             saved_heads,
             next_seq,
             increments: saved.len().saturating_sub(1) as u32,
@@ -162,6 +194,9 @@ impl CountryDoc {
     /// Forgets the sync state with `peer` (new connection, failed request).
     pub(crate) fn reset_peer(&mut self, peer: &str) {
         self.peers.remove(peer);
+        if self.pulling.as_ref().is_some_and(|(p, _)| p == peer) {
+            self.pulling = None;
+        }
     }
 
     // -----------------------------------------------------------------------
@@ -191,6 +226,7 @@ impl CountryDoc {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         tx.commit_with(CommitOptions::default().with_time(now));
+        self.local_epoch += 1;
         self.learn_applied(&before);
         let signer = key.verifying_key().to_bytes();
         let last = self.sigs.get(&signer).map(|s| s.counter).unwrap_or(0);
@@ -266,12 +302,45 @@ impl CountryDoc {
     // Sync
 
     /// What to tell `peer` about this document, if anything.
+    ///
+    /// Changes go out with the first message only for this node's own
+    /// edits (pushed to every peer at once) or in answer to a peer that has
+    /// just said what it has; otherwise the message announces our heads
+    /// and the peer asks for what it lacks, so that a change relayed by
+    /// many nodes crosses each link once.
     pub(crate) fn generate(&mut self, peer: &str) -> Option<DocSync> {
         let entry = self.peers.entry(peer.to_owned()).or_default();
-        let message = self
-            .doc
-            .generate_sync_message(&mut entry.state)
-            .map(Message::encode);
+        let push = entry.pushed_epoch < self.local_epoch;
+        let announce_only = !entry.fresh && !push;
+        entry.fresh = false;
+        entry.pushed_epoch = self.local_epoch;
+        let hidden = if announce_only {
+            Some((entry.state.their_have.take(), entry.state.their_need.take()))
+        } else {
+            None
+        };
+        let mut message = self.doc.generate_sync_message(&mut entry.state);
+        if let Some((have, need)) = hidden {
+            entry.state.their_have = have;
+            entry.state.their_need = need;
+        }
+        if let Some(message) = &mut message
+            && self.known.len() == 1
+            && !message.need.is_empty()
+        {
+            // A fresh document: ask one peer at a time for it.
+            let busy = self
+                .pulling
+                .as_ref()
+                .is_some_and(|(other, at)| other != peer && at.elapsed() < PULL_TIMEOUT);
+            if busy {
+                message.need.clear();
+                message.have.clear();
+            } else {
+                self.pulling = Some((peer.to_owned(), Instant::now()));
+            }
+        }
+        let message = message.map(Message::encode);
         let signed: Vec<SignedHeads> = self
             .sigs
             .values()
@@ -317,10 +386,8 @@ impl CountryDoc {
         let country = self.country;
         {
             let entry = self.peers.entry(peer.to_owned()).or_default();
-            for (signer, counter) in &sync.known {
-                let held = entry.their_counters.entry(*signer).or_insert(0);
-                *held = (*held).max(*counter);
-            }
+            // What the peer holds now, as it says.
+            entry.their_counters = sync.known.iter().copied().collect();
         }
         for signed in sync.signed {
             let signer = signed.signer;
@@ -344,7 +411,7 @@ impl CountryDoc {
         let Some(bytes) = sync.message else {
             return Received::default();
         };
-        let message = match Message::decode(&bytes) {
+        let mut message = match Message::decode(&bytes) {
             Ok(message) => message,
             Err(err) => {
                 stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -353,9 +420,19 @@ impl CountryDoc {
                 return Received::default();
             }
         };
-        let (message, stripped, replacement) = self.admit_changes(peer, message, stats);
+        let quarantined = self
+            .peers
+            .get(peer)
+            .and_then(|e| e.refused_until)
+            .is_some_and(|until| Instant::now() < until);
+        if quarantined && !message.changes.is_empty() {
+            debug!(%peer, %country, "changes of a quarantined peer ignored");
+            message.changes = ChunkList::empty();
+        }
+        let (message, verdict, replacement) = self.admit_changes(peer, message, stats);
         let before = self.doc.get_heads();
         let entry = self.peers.entry(peer.to_owned()).or_default();
+        entry.fresh = true;
         if let Some(doc) = replacement {
             self.doc = doc;
         }
@@ -365,13 +442,18 @@ impl CountryDoc {
             self.peers.remove(peer);
             return Received::default();
         }
-        if stripped {
+        match verdict {
+            Verdict::Accepted => {}
             // Ask the peer to send again what it believes it sent.
-            entry.state.needs_reset = true;
+            Verdict::Incomplete => entry.state.needs_reset = true,
+            // Take no changes of the peer for this document for a while
+            // (what was vouched for is kept; it still gets ours).
+            Verdict::Refused => entry.refused_until = Some(Instant::now() + QUARANTINE),
         }
         if self.doc.get_heads() == before {
             return Received::default();
         }
+        self.pulling = None;
         self.learn_applied(&before);
         self.persist_changes(ops);
         Received {
@@ -419,23 +501,23 @@ impl CountryDoc {
     }
 
     /// Keeps only the changes of `message` that signed heads vouch for.
-    /// Returns the message to apply, whether anything was stripped, and a
-    /// whole document to use instead of ours (a first sync, taken as
-    /// loaded rather than applied change by change).
+    /// Returns the message to apply, the verdict, and a whole document to
+    /// use instead of ours (a first sync, taken as loaded rather than
+    /// applied change by change).
     fn admit_changes(
         &mut self,
         peer: &str,
         mut message: Message,
         stats: &Stats,
-    ) -> (Message, bool, Option<Automerge>) {
+    ) -> (Message, Verdict, Option<Automerge>) {
         if message.changes.is_empty() {
-            return (message, false, None);
+            return (message, Verdict::Accepted, None);
         }
         // Every change the message carries is an ancestor of the sender's
         // heads: if we have those, we have them all.
         if message.heads.iter().all(|h| self.known.contains(h)) {
             message.changes = ChunkList::empty();
-            return (message, false, None);
+            return (message, Verdict::Accepted, None);
         }
         let chunks: Vec<&[u8]> = message.changes.iter().collect();
         let mut contents = match wire::read_contents(&chunks) {
@@ -444,7 +526,7 @@ impl CountryDoc {
                 stats.malformed.fetch_add(1, Ordering::Relaxed);
                 warn!(%peer, country = %self.country, error = %err, "unreadable changes refused");
                 message.changes = ChunkList::empty();
-                return (message, true, None);
+                return (message, Verdict::Refused, None);
             }
         };
         let new: HashMap<ChangeHash, &[ChangeHash]> = contents
@@ -496,9 +578,9 @@ impl CountryDoc {
                 let mut doc = contents.documents.pop().expect("one document");
                 doc.set_actor(self.doc.get_actor().clone());
                 message.changes = ChunkList::empty();
-                return (message, false, Some(doc));
+                return (message, Verdict::Accepted, Some(doc));
             }
-            return (message, false, None);
+            return (message, Verdict::Accepted, None);
         }
         // Some changes are not vouched for. If every dependency is present
         // the message is complete and its sender wrote into a document not
@@ -516,6 +598,7 @@ impl CountryDoc {
                 %peer,
                 country = %self.country,
                 changes = uncovered,
+                quarantine_s = QUARANTINE.as_secs(),
                 "changes not signed by a node of the document's country refused"
             );
         } else {
@@ -538,7 +621,12 @@ impl CountryDoc {
             .accepted_changes
             .fetch_add(keep.len() as u64, Ordering::Relaxed);
         message.changes = ChunkList::from(keep);
-        (message, true, None)
+        let verdict = if complete {
+            Verdict::Refused
+        } else {
+            Verdict::Incomplete
+        };
+        (message, verdict, None)
     }
 
     // -----------------------------------------------------------------------

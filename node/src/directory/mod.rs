@@ -35,6 +35,9 @@ mod persist;
 mod signed;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -890,6 +893,7 @@ async fn session(inner: Arc<Inner>, peer: String) {
 /// Request/response rounds with `peer` until neither side has more to say.
 async fn rounds(inner: &Arc<Inner>, peer: &str) {
     let mut more = false;
+    let mut last: Option<Vec<u8>> = None;
     for _ in 0..inner.config.max_rounds {
         let build = {
             let inner = inner.clone();
@@ -902,12 +906,15 @@ async fn rounds(inner: &Arc<Inner>, peer: &str) {
         if batch.is_empty() && !more {
             return;
         }
+        let bytes = batch.encode();
+        if last.as_ref() == Some(&bytes) {
+            // Saying the same again makes no progress (the peer holds
+            // changes we refuse); the next session tries again.
+            return;
+        }
+        last = Some(bytes.clone());
         inner.stats.rounds.fetch_add(1, Ordering::Relaxed);
-        let answer = match inner
-            .net
-            .request(AppProtocol::Sync, peer, batch.encode())
-            .await
-        {
+        let answer = match inner.net.request(AppProtocol::Sync, peer, bytes).await {
             Ok(answer) => answer,
             Err(err) => {
                 debug!(%peer, error = %err, "directory sync request failed");
@@ -953,14 +960,19 @@ async fn drive(
             },
             _ = tick.tick() => {
                 ticks += 1;
-                if inner.config.resync_every > 0 && ticks.is_multiple_of(u64::from(inner.config.resync_every)) {
+                let resync = inner.config.resync_every > 0
+                    && ticks.is_multiple_of(u64::from(inner.config.resync_every));
+                if resync {
                     let peers: Vec<String> = lock(&inner.peers).keys().cloned().collect();
                     for peer in &peers {
                         inner.reset_peer(peer);
                     }
                 }
-                inner.forward.store(false, Ordering::Relaxed);
-                sync_all(&inner);
+                // Pass on what arrived since the last tick (peers that have
+                // it already answer with their heads alone).
+                if inner.forward.swap(false, Ordering::Relaxed) || resync {
+                    sync_all(&inner);
+                }
             }
         }
     }
