@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{Automerge, AutomergeError, ChangeHash, PatchAction, Prop, ReadDoc};
+use automerge::{Automerge, AutomergeError, ChangeHash, Patch, PatchAction, PatchLog, Prop};
 use imi_protocol::{AuthorityId, Country};
 use tracing::{debug, warn};
 
@@ -61,6 +61,8 @@ pub(crate) enum PersistOp {
 
 #[derive(Debug, Default)]
 struct PeerSync {
+    /// Which connection to the peer this state belongs to.
+    generation: u64,
     state: State,
     /// The counter of each signer's heads the peer holds (as far as we know).
     their_counters: HashMap<[u8; 32], u64>,
@@ -87,6 +89,8 @@ enum Verdict {
 /// The entries of one country as last read from its document.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CountryView {
+    /// The document's heads.
+    pub(crate) heads: Vec<ChangeHash>,
     pub(crate) authorities: BTreeMap<AuthorityId, model::PublishedAuthority>,
     pub(crate) registers: BTreeMap<String, model::Register>,
     pub(crate) helpdesk: Option<model::Helpdesk>,
@@ -126,11 +130,19 @@ impl std::fmt::Debug for CountryDoc {
     }
 }
 
+/// How a document changed.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    /// What changed in its current state; `None` when it is best read
+    /// again whole.
+    pub(crate) patches: Option<Vec<Patch>>,
+}
+
 /// What receiving a document's part of a batch did.
 #[derive(Debug, Default)]
 pub(crate) struct Received {
-    /// The heads before, when the document changed.
-    pub(crate) changed_from: Option<Vec<ChangeHash>>,
+    /// Set when the document changed.
+    pub(crate) applied: Option<Applied>,
 }
 
 impl CountryDoc {
@@ -191,7 +203,20 @@ impl CountryDoc {
         self.sigs.values().cloned().collect()
     }
 
-    /// Forgets the sync state with `peer` (new connection, failed request).
+    /// The sync state with `peer` for its connection `generation` (a new
+    /// generation starts afresh).
+    fn peer_sync(&mut self, peer: &str, generation: u64) -> &mut PeerSync {
+        let entry = self.peers.entry(peer.to_owned()).or_default();
+        if entry.generation != generation {
+            *entry = PeerSync {
+                generation,
+                ..PeerSync::default()
+            };
+        }
+        entry
+    }
+
+    /// Forgets the sync state with `peer` (malformed message).
     pub(crate) fn reset_peer(&mut self, peer: &str) {
         self.peers.remove(peer);
         if self.pulling.as_ref().is_some_and(|(p, _)| p == peer) {
@@ -210,12 +235,15 @@ impl CountryDoc {
         key: &ed25519_dalek::SigningKey,
         chain: &[Vec<u8>],
         ops: &mut Vec<PersistOp>,
-    ) -> Result<Option<Vec<ChangeHash>>, AutomergeError>
+    ) -> Result<Option<Applied>, AutomergeError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     {
         let before = self.doc.get_heads();
-        let mut tx = self.doc.transaction();
+        let mut tx = self
+            .doc
+            .transaction_log_patches(PatchLog::active())
+            .map_err(|_| AutomergeError::Fail)?;
         edit(&mut tx)?;
         if automerge::transaction::Transactable::pending_ops(&tx) == 0 {
             tx.rollback();
@@ -225,7 +253,8 @@ impl CountryDoc {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        tx.commit_with(CommitOptions::default().with_time(now));
+        let (_, mut log) = tx.commit_with(CommitOptions::default().with_time(now));
+        let patches = self.doc.make_patches(&mut log);
         self.local_epoch += 1;
         self.learn_applied(&before);
         let signer = key.verifying_key().to_bytes();
@@ -239,7 +268,9 @@ impl CountryDoc {
         );
         self.hold_signature(signed, ops);
         self.persist_changes(ops);
-        Ok(Some(before))
+        Ok(Some(Applied {
+            patches: Some(patches),
+        }))
     }
 
     fn hold_signature(&mut self, signed: SignedHeads, ops: &mut Vec<PersistOp>) {
@@ -308,8 +339,15 @@ impl CountryDoc {
     /// just said what it has; otherwise the message announces our heads
     /// and the peer asks for what it lacks, so that a change relayed by
     /// many nodes crosses each link once.
-    pub(crate) fn generate(&mut self, peer: &str) -> Option<DocSync> {
+    pub(crate) fn generate(&mut self, peer: &str, generation: u64) -> Option<DocSync> {
+        let known_len = self.known.len();
         let entry = self.peers.entry(peer.to_owned()).or_default();
+        if entry.generation != generation {
+            *entry = PeerSync {
+                generation,
+                ..PeerSync::default()
+            };
+        }
         let push = entry.pushed_epoch < self.local_epoch;
         let announce_only = !entry.fresh && !push;
         entry.fresh = false;
@@ -325,7 +363,7 @@ impl CountryDoc {
             entry.state.their_need = need;
         }
         if let Some(message) = &mut message
-            && self.known.len() == 1
+            && known_len == 1
             && !message.need.is_empty()
         {
             // A fresh document: ask one peer at a time for it.
@@ -378,17 +416,15 @@ impl CountryDoc {
     pub(crate) fn receive(
         &mut self,
         peer: &str,
+        generation: u64,
         sync: DocSync,
         trust: &Trust,
         stats: &Stats,
         ops: &mut Vec<PersistOp>,
     ) -> Received {
         let country = self.country;
-        {
-            let entry = self.peers.entry(peer.to_owned()).or_default();
-            // What the peer holds now, as it says.
-            entry.their_counters = sync.known.iter().copied().collect();
-        }
+        // What the peer holds now, as it says.
+        self.peer_sync(peer, generation).their_counters = sync.known.iter().copied().collect();
         for signed in sync.signed {
             let signer = signed.signer;
             let counter = signed.counter;
@@ -433,10 +469,15 @@ impl CountryDoc {
         let before = self.doc.get_heads();
         let entry = self.peers.entry(peer.to_owned()).or_default();
         entry.fresh = true;
+        let reload = replacement.is_some();
         if let Some(doc) = replacement {
             self.doc = doc;
         }
-        if let Err(err) = self.doc.receive_sync_message(&mut entry.state, message) {
+        let mut log = PatchLog::active();
+        if let Err(err) =
+            self.doc
+                .receive_sync_message_log_patches(&mut entry.state, message, &mut log)
+        {
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             warn!(%peer, %country, error = %err, "sync message could not be applied");
             self.peers.remove(peer);
@@ -456,8 +497,9 @@ impl CountryDoc {
         self.pulling = None;
         self.learn_applied(&before);
         self.persist_changes(ops);
+        let patches = (!reload).then(|| self.doc.make_patches(&mut log));
         Received {
-            changed_from: Some(before),
+            applied: Some(Applied { patches }),
         }
     }
 
@@ -633,29 +675,30 @@ impl CountryDoc {
     // Reading
 
     /// The heads now.
+    #[cfg(test)]
     pub(crate) fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()
     }
 
     /// Reads every entry of the document.
     pub(crate) fn read_view(&self) -> CountryView {
-        let mut view = CountryView::default();
-        match DocKind::of(self.country) {
+        let mut view = CountryView {
+            heads: self.doc.get_heads(),
+            ..CountryView::default()
+        };
+        let country = self.country;
+        match DocKind::of(country) {
             DocKind::Country => {
                 if let Some(authorities) = model::root_map(&self.doc, model::AUTHORITIES) {
-                    for key in self.doc.keys(&authorities) {
-                        if let Some(entry) =
-                            model::read_authority(&self.doc, &authorities, &key, self.country)
-                        {
+                    for (key, obj) in model::entries(&self.doc, &authorities) {
+                        if let Some(entry) = model::read_authority(&self.doc, &obj, &key, country) {
                             view.authorities.insert(entry.id, entry);
                         }
                     }
                 }
                 if let Some(registers) = model::root_map(&self.doc, model::REGISTERS) {
-                    for key in self.doc.keys(&registers) {
-                        if let Some(entry) =
-                            model::read_register(&self.doc, &registers, &key, self.country)
-                        {
+                    for (key, obj) in model::entries(&self.doc, &registers) {
+                        if let Some(entry) = model::read_register(&self.doc, &obj, &key, country) {
                             view.registers.insert(entry.id.clone(), entry);
                         }
                     }
@@ -674,13 +717,14 @@ impl CountryDoc {
     /// to announce.
     pub(crate) fn update_view(
         &self,
-        before: &[ChangeHash],
+        applied: &Applied,
         old: &CountryView,
     ) -> (CountryView, Vec<model::DirectoryChange>) {
         use model::DirectoryChange as C;
         let country = self.country;
-        let touched = self.touched(before);
+        let touched = applied.patches.as_deref().and_then(touched);
         let mut view = old.clone();
+        view.heads = self.doc.get_heads();
         let mut changes = Vec::new();
         let (authority_keys, register_keys, helpdesk, commission) = match touched {
             Some(t) => t,
@@ -735,7 +779,9 @@ impl CountryDoc {
                 let Ok(id) = key.parse::<AuthorityId>() else {
                     continue;
                 };
-                match model::read_authority(&self.doc, &authorities, key, country) {
+                let read = model::entry(&self.doc, &authorities, key)
+                    .and_then(|obj| model::read_authority(&self.doc, &obj, key, country));
+                match read {
                     Some(entry) => {
                         if view.authorities.get(&id) != Some(&entry) {
                             view.authorities.insert(id, entry.clone());
@@ -752,7 +798,9 @@ impl CountryDoc {
         }
         if let Some(registers) = model::root_map(&self.doc, model::REGISTERS) {
             for key in &register_keys {
-                match model::read_register(&self.doc, &registers, key, country) {
+                let read = model::entry(&self.doc, &registers, key)
+                    .and_then(|obj| model::read_register(&self.doc, &obj, key, country));
+                match read {
                     Some(entry) => {
                         if view.registers.get(key) != Some(&entry) {
                             view.registers.insert(key.clone(), entry.clone());
@@ -793,64 +841,55 @@ impl CountryDoc {
         }
         (view, changes)
     }
+}
 
-    /// Which entries changed since `before`, from Automerge's patches; `None`
-    /// when the change is best handled by reading everything again.
-    #[allow(clippy::type_complexity)]
-    fn touched(
-        &self,
-        before: &[ChangeHash],
-    ) -> Option<(BTreeSet<String>, BTreeSet<String>, bool, bool)> {
-        if before == [self.genesis] {
-            return None;
-        }
-        let patches = self.doc.diff(before, &self.doc.get_heads());
-        let mut authorities = BTreeSet::new();
-        let mut registers = BTreeSet::new();
-        let mut helpdesk = false;
-        let mut commission = false;
-        for patch in patches {
-            let key_of_action = || match &patch.action {
-                PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
-                    Some(key.clone())
-                }
-                _ => None,
-            };
-            let section = match patch.path.first() {
-                Some((_, Prop::Map(section))) => section.as_str(),
-                Some(_) => return None,
-                None => {
-                    // A patch on the root itself.
-                    match key_of_action()?.as_str() {
-                        model::CATALOGUE_VERSION => {
-                            commission = true;
-                            continue;
-                        }
-                        "country" => continue,
-                        _ => return None,
+/// Which entries the patches touch; `None` when the change is best handled
+/// by reading everything again.
+#[allow(clippy::type_complexity)]
+fn touched(patches: &[Patch]) -> Option<(BTreeSet<String>, BTreeSet<String>, bool, bool)> {
+    let mut authorities = BTreeSet::new();
+    let mut registers = BTreeSet::new();
+    let mut helpdesk = false;
+    let mut commission = false;
+    for patch in patches {
+        let key_of_action = || match &patch.action {
+            PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => Some(key.clone()),
+            _ => None,
+        };
+        let section = match patch.path.first() {
+            Some((_, Prop::Map(section))) => section.as_str(),
+            Some(_) => return None,
+            None => {
+                // A patch on the root itself.
+                match key_of_action()?.as_str() {
+                    model::CATALOGUE_VERSION => {
+                        commission = true;
+                        continue;
                     }
+                    "country" => continue,
+                    _ => return None,
                 }
-            };
-            let entry_key = match patch.path.get(1) {
-                Some((_, Prop::Map(key))) => Some(key.clone()),
-                Some(_) => None,
-                None => key_of_action(),
-            };
-            match section {
-                model::AUTHORITIES => {
-                    authorities.insert(entry_key?);
-                }
-                model::REGISTERS => {
-                    registers.insert(entry_key?);
-                }
-                model::HELPDESK => helpdesk = true,
-                model::ROSTER | model::REVOCATIONS => commission = true,
-                _ => {}
             }
+        };
+        let entry_key = match patch.path.get(1) {
+            Some((_, Prop::Map(key))) => Some(key.clone()),
+            Some(_) => None,
+            None => key_of_action(),
+        };
+        match section {
+            model::AUTHORITIES => {
+                authorities.insert(entry_key?);
+            }
+            model::REGISTERS => {
+                registers.insert(entry_key?);
+            }
+            model::HELPDESK => helpdesk = true,
+            model::ROSTER | model::REVOCATIONS => commission = true,
+            _ => {}
         }
-        if authorities.len() + registers.len() > MAX_ANNOUNCED {
-            return None;
-        }
-        Some((authorities, registers, helpdesk, commission))
     }
+    if authorities.len() + registers.len() > MAX_ANNOUNCED {
+        return None;
+    }
+    Some((authorities, registers, helpdesk, commission))
 }

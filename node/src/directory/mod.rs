@@ -206,6 +206,8 @@ pub struct DirectoryStats {
 }
 
 struct PeerEntry {
+    /// Changes whenever the sync state with the peer must start afresh.
+    generation: u64,
     running: bool,
     again: bool,
 }
@@ -238,6 +240,8 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     /// Something arrived that other peers may lack.
     forward: AtomicBool,
+    /// Source of [`PeerEntry::generation`].
+    generations: AtomicU64,
     sessions: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stopping: watch::Sender<bool>,
 }
@@ -307,6 +311,7 @@ impl Directory {
             persist: persist_tx,
             commands,
             forward: AtomicBool::new(false),
+            generations: AtomicU64::new(0),
             sessions: Mutex::new(Vec::new()),
             stopping,
         });
@@ -408,26 +413,28 @@ impl Directory {
 
     /// The heads of `country`'s document.
     pub fn heads(&self, country: Country) -> Vec<ChangeHash> {
-        lock(&self.inner.docs[&country]).heads()
+        self.view(country).heads.clone()
     }
 
     /// The heads of every document: two nodes with equal heads hold the
     /// same directory.
     pub fn all_heads(&self) -> BTreeMap<Country, Vec<ChangeHash>> {
-        self.inner
-            .docs
+        self.views()
             .iter()
-            .map(|(country, doc)| (*country, lock(doc).heads()))
+            .map(|(country, view)| (*country, view.heads.clone()))
             .collect()
     }
 
     /// `country`'s document in the Automerge binary format, as any
-    /// Automerge implementation loads it.
+    /// Automerge implementation loads it. Waits for a merge of that
+    /// document in progress: call it off the async runtime when that
+    /// matters.
     pub fn save_document(&self, country: Country) -> Vec<u8> {
         lock(&self.inner.docs[&country]).doc().save()
     }
 
-    /// The signed heads held for `country`'s document, one per signer.
+    /// The signed heads held for `country`'s document, one per signer
+    /// (waits for a merge of that document in progress).
     pub fn signed_heads(&self, country: Country) -> Vec<SignedHeads> {
         lock(&self.inner.docs[&country]).signatures()
     }
@@ -626,13 +633,13 @@ impl Directory {
             let country = inner.me.country;
             let mut doc = lock(&inner.docs[&country]);
             let mut ops = Vec::new();
-            let before = doc
+            let applied = doc
                 .edit(edit, &inner.key, &inner.chain, &mut ops)
                 .map_err(|e| EditError::Document(e.to_string()))?;
-            let Some(before) = before else {
+            let Some(applied) = applied else {
                 return Ok::<bool, EditError>(false);
             };
-            inner.refresh(&doc, &before);
+            inner.refresh(&doc, &applied);
             inner
                 .persist
                 .blocking_send(PersistJob {
@@ -660,12 +667,11 @@ impl Directory {
         self.inner
             .trust
             .peer_admitted(identity.public_key, identity.address.clone());
-        for doc in self.inner.docs.values() {
-            lock(doc).reset_peer(&address);
-        }
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         lock(&self.inner.peers).insert(
             address.clone(),
             PeerEntry {
+                generation,
                 running: false,
                 again: false,
             },
@@ -678,9 +684,6 @@ impl Directory {
         let address = identity.address.to_string();
         self.inner.trust.peer_left(&identity.public_key);
         lock(&self.inner.peers).remove(&address);
-        for doc in self.inner.docs.values() {
-            lock(doc).reset_peer(&address);
-        }
     }
 
     /// Answers a sync request of an admitted peer.
@@ -725,9 +728,9 @@ where
 }
 
 impl Inner {
-    /// Updates the view of `doc`'s country after it moved on from `before`
-    /// and announces the changes.
-    fn refresh(&self, doc: &CountryDoc, before: &[ChangeHash]) {
+    /// Updates the view of `doc`'s country after it changed and announces
+    /// the changes.
+    fn refresh(&self, doc: &CountryDoc, applied: &document::Applied) {
         let country = doc.country;
         let old = self
             .views
@@ -736,7 +739,7 @@ impl Inner {
             .get(&country)
             .cloned()
             .unwrap_or_default();
-        let (view, changes) = doc.update_view(before, &old);
+        let (view, changes) = doc.update_view(applied, &old);
         self.views
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -801,6 +804,7 @@ impl Inner {
 
     /// What to tell `peer`, within the batch budget.
     fn build_batch(&self, peer: &str) -> SyncBatch {
+        let generation = self.generation(peer);
         let mut batch = SyncBatch::new();
         let mut size = 0;
         for doc in self.docs.values() {
@@ -808,7 +812,7 @@ impl Inner {
                 batch.more = true;
                 break;
             }
-            if let Some(sync) = lock(doc).generate(peer) {
+            if let Some(sync) = lock(doc).generate(peer, generation) {
                 size += sync.message.as_ref().map_or(0, Vec::len)
                     + sync
                         .signed
@@ -823,6 +827,7 @@ impl Inner {
 
     /// Takes a batch from `peer`; `true` if any document changed.
     fn receive_batch(&self, peer: &str, batch: SyncBatch) -> bool {
+        let generation = self.generation(peer);
         let mut changed = false;
         for sync in batch.docs {
             let Some(doc) = self.docs.get(&sync.country) else {
@@ -830,10 +835,10 @@ impl Inner {
             };
             let mut doc = lock(doc);
             let mut ops = Vec::new();
-            let received = doc.receive(peer, sync, &self.trust, &self.stats, &mut ops);
-            if let Some(before) = received.changed_from {
+            let received = doc.receive(peer, generation, sync, &self.trust, &self.stats, &mut ops);
+            if let Some(applied) = received.applied {
                 changed = true;
-                self.refresh(&doc, &before);
+                self.refresh(&doc, &applied);
             }
             if !ops.is_empty() {
                 // Sent while the document is locked, so its writes stay in order.
@@ -846,9 +851,17 @@ impl Inner {
         changed
     }
 
+    /// The generation of the sync state with `peer` (0 for a peer not
+    /// known yet).
+    fn generation(&self, peer: &str) -> u64 {
+        lock(&self.peers).get(peer).map_or(0, |e| e.generation)
+    }
+
+    /// Makes the sync state with `peer` start afresh, for every document.
     fn reset_peer(&self, peer: &str) {
-        for doc in self.docs.values() {
-            lock(doc).reset_peer(peer);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(entry) = lock(&self.peers).get_mut(peer) {
+            entry.generation = generation;
         }
     }
 }

@@ -7,9 +7,8 @@
 //! nodes never create them concurrently (which would make one of the two
 //! maps, and everything written into it, lose).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::hydrate;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use imi_protocol::{
@@ -289,6 +288,18 @@ impl PublishedAuthority {
     }
 }
 
+fn contact_fields(contact: &Contact) -> [Option<(&'static str, &str)>; 7] {
+    [
+        contact.address.as_deref().map(|v| ("address", v)),
+        contact.postal_code.as_deref().map(|v| ("postal_code", v)),
+        contact.city.as_deref().map(|v| ("city", v)),
+        contact.region.as_deref().map(|v| ("region", v)),
+        contact.email.as_deref().map(|v| ("email", v)),
+        contact.phone.as_deref().map(|v| ("phone", v)),
+        contact.website.as_deref().map(|v| ("website", v)),
+    ]
+}
+
 impl Register {
     /// Checks that the entry can be published.
     pub fn validate(&self) -> Result<(), InvalidEntry> {
@@ -396,6 +407,12 @@ pub(crate) fn root_map<R: ReadDoc>(doc: &R, key: &str) -> Option<ObjId> {
 
 // ---------------------------------------------------------------------------
 // Writing
+//
+// An entry is one map of scalar strings; composite fields (names per
+// language, competences, contact, lists) are JSON text. A field is written
+// only when it differs, so concurrent edits of different fields of one
+// entry both survive, and Automerge keeps few objects (reading and loading
+// a document costs in proportion to its objects and operations).
 
 fn existing_map<T: Transactable>(tx: &T, obj: &ObjId, key: &str) -> Option<ObjId> {
     match tx.get(obj, key).ok()?? {
@@ -422,8 +439,7 @@ fn current_str<T: ReadDoc>(doc: &T, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
-/// Puts `value` at `key` unless it is already there (so that concurrent
-/// edits of other fields merge and an unchanged field makes no operation).
+/// Puts `value` at `key` unless it is already there; `None` deletes.
 fn put_str<T: Transactable>(
     tx: &mut T,
     obj: &ObjId,
@@ -436,6 +452,16 @@ fn put_str<T: Transactable>(
         None if tx.get(obj, key)?.is_some() => tx.delete(obj, key),
         _ => Ok(()),
     }
+}
+
+fn put_json<T: Transactable, V: Serialize>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: &V,
+) -> Result<(), AutomergeError> {
+    let json = serde_json::to_string(value).expect("directory fields always encode");
+    put_str(tx, obj, key, Some(&json))
 }
 
 fn put_u64<T: Transactable>(
@@ -454,71 +480,6 @@ fn put_u64<T: Transactable>(
     Ok(())
 }
 
-fn current_list<T: ReadDoc>(doc: &T, obj: &ObjId, key: &str) -> Option<Vec<String>> {
-    let (Value::Object(ObjType::List), list) = doc.get(obj, key).ok()?? else {
-        return None;
-    };
-    Some(
-        doc.values(&list)
-            .filter_map(|(value, _)| match value {
-                Value::Scalar(s) => s.as_str().map(str::to_owned),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// Replaces the list at `key` with `values` unless it holds them already.
-fn put_list<T: Transactable>(
-    tx: &mut T,
-    obj: &ObjId,
-    key: &str,
-    values: &[String],
-) -> Result<(), AutomergeError> {
-    if current_list(tx, obj, key).as_deref() == Some(values) {
-        return Ok(());
-    }
-    let list = tx.put_object(obj, key, ObjType::List)?;
-    for (index, value) in values.iter().enumerate() {
-        tx.insert(&list, index, value.as_str())?;
-    }
-    Ok(())
-}
-
-/// Makes the map at `key` hold exactly `entries`.
-fn put_str_map<T: Transactable>(
-    tx: &mut T,
-    obj: &ObjId,
-    key: &str,
-    entries: &BTreeMap<String, String>,
-) -> Result<(), AutomergeError> {
-    let map = ensure_map(tx, obj, key)?;
-    let stale: Vec<String> = tx.keys(&map).filter(|k| !entries.contains_key(k)).collect();
-    for k in stale {
-        tx.delete(&map, k.as_str())?;
-    }
-    for (k, v) in entries {
-        put_str(tx, &map, k, Some(v))?;
-    }
-    Ok(())
-}
-
-fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Vec<String> {
-    items.into_iter().map(|i| i.to_string()).collect()
-}
-
-fn contact_fields(contact: &Contact) -> [Option<(&'static str, &str)>; 7] {
-    [
-        contact.address.as_deref().map(|v| ("address", v)),
-        contact.postal_code.as_deref().map(|v| ("postal_code", v)),
-        contact.city.as_deref().map(|v| ("city", v)),
-        contact.region.as_deref().map(|v| ("region", v)),
-        contact.email.as_deref().map(|v| ("email", v)),
-        contact.phone.as_deref().map(|v| ("phone", v)),
-        contact.website.as_deref().map(|v| ("website", v)),
-    ]
-}
-
 /// Writes `entry` under `authorities`, touching only the fields that differ.
 pub(crate) fn write_authority<T: Transactable>(
     tx: &mut T,
@@ -526,36 +487,15 @@ pub(crate) fn write_authority<T: Transactable>(
     entry: &PublishedAuthority,
 ) -> Result<(), AutomergeError> {
     let obj = ensure_map(tx, authorities, &entry.id.to_string())?;
+    let mut competences = entry.competences.clone();
+    competences.sort_by(|a, b| a.area.cmp(&b.area));
     put_str(tx, &obj, "id", Some(&entry.id.to_string()))?;
     put_str(tx, &obj, "country", Some(entry.country.code()))?;
     put_str(tx, &obj, "node", Some(&entry.node.to_string()))?;
-    let names = entry
-        .names
-        .iter()
-        .map(|(l, n)| (l.tag().to_owned(), n.clone()))
-        .collect();
-    put_str_map(tx, &obj, "names", &names)?;
-    let competences = ensure_map(tx, &obj, "competences")?;
-    let stale: Vec<String> = tx
-        .keys(&competences)
-        .filter(|area| !entry.competences.iter().any(|c| c.area == area.as_str()))
-        .collect();
-    for area in stale {
-        tx.delete(&competences, area.as_str())?;
-    }
-    for competence in &entry.competences {
-        let area = ensure_map(tx, &competences, competence.area.as_str())?;
-        put_list(tx, &area, "procedures", &strings(&competence.procedures))?;
-        put_list(tx, &area, "professions", &strings(&competence.professions))?;
-        put_list(tx, &area, "other", &competence.other)?;
-    }
-    let contact = contact_fields(&entry.contact)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    put_str_map(tx, &obj, "contact", &contact)?;
-    put_list(tx, &obj, "languages", &strings(&entry.languages))?;
+    put_json(tx, &obj, "names", &entry.names)?;
+    put_json(tx, &obj, "competences", &competences)?;
+    put_json(tx, &obj, "contact", &entry.contact)?;
+    put_json(tx, &obj, "languages", &entry.languages)?;
     Ok(())
 }
 
@@ -568,17 +508,12 @@ pub(crate) fn write_register<T: Transactable>(
     let obj = ensure_map(tx, registers, &register.id)?;
     put_str(tx, &obj, "id", Some(&register.id))?;
     put_str(tx, &obj, "country", Some(register.country.code()))?;
-    let names = register
-        .names
-        .iter()
-        .map(|(l, n)| (l.tag().to_owned(), n.clone()))
-        .collect();
-    put_str_map(tx, &obj, "names", &names)?;
+    put_json(tx, &obj, "names", &register.names)?;
     put_str(tx, &obj, "url", Some(&register.url))?;
-    put_list(tx, &obj, "areas", &strings(&register.areas))?;
-    put_list(tx, &obj, "professions", &strings(&register.professions))?;
-    put_list(tx, &obj, "lookups", &register.lookups)?;
-    put_list(tx, &obj, "languages", &strings(&register.languages))?;
+    put_json(tx, &obj, "areas", &register.areas)?;
+    put_json(tx, &obj, "professions", &register.professions)?;
+    put_json(tx, &obj, "lookups", &register.lookups)?;
+    put_json(tx, &obj, "languages", &register.languages)?;
     Ok(())
 }
 
@@ -588,19 +523,7 @@ pub(crate) fn write_helpdesk<T: Transactable>(
     helpdesk: &ObjId,
     value: &Helpdesk,
 ) -> Result<(), AutomergeError> {
-    if read_helpdesk(tx, helpdesk).as_ref() == Some(value) {
-        return Ok(());
-    }
-    let list = tx.put_object(helpdesk, "contacts", ObjType::List)?;
-    for (index, contact) in value.contacts.iter().enumerate() {
-        let obj = tx.insert_object(&list, index, ObjType::Map)?;
-        put_str(tx, &obj, "name", Some(&contact.name))?;
-        put_str(tx, &obj, "email", contact.email.as_deref())?;
-        put_str(tx, &obj, "phone", contact.phone.as_deref())?;
-        put_str(tx, &obj, "hours", contact.hours.as_deref())?;
-        put_list(tx, &obj, "languages", &strings(&contact.languages))?;
-    }
-    Ok(())
+    put_json(tx, helpdesk, "contacts", &value.contacts)
 }
 
 /// Sets the catalogue version in the Commission's document.
@@ -641,178 +564,110 @@ pub(crate) fn write_revocation_list<T: Transactable>(
 // ---------------------------------------------------------------------------
 // Reading
 
-fn h_str<'a>(map: &'a hydrate::Map, key: &str) -> Option<&'a str> {
-    match map.get(key)? {
-        hydrate::Value::Scalar(s) => s.as_str(),
-        _ => None,
+/// The scalar fields of the map `obj`.
+struct Fields(HashMap<String, ScalarValue>);
+
+impl Fields {
+    fn of<R: ReadDoc>(doc: &R, obj: &ObjId) -> Fields {
+        Fields(
+            doc.map_range(obj, ..)
+                .filter_map(|item| match item.value {
+                    automerge::ValueRef::Scalar(s) => Some((item.key.into_owned(), s.into())),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key)?.as_str()
+    }
+
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.0.get(key)?.as_u64()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_str(self.str(key)?).ok()
     }
 }
 
-fn h_map<'a>(map: &'a hydrate::Map, key: &str) -> Option<&'a hydrate::Map> {
-    match map.get(key)? {
-        hydrate::Value::Map(m) => Some(m),
-        _ => None,
-    }
-}
-
-fn h_list(map: &hydrate::Map, key: &str) -> Vec<String> {
-    match map.get(key) {
-        Some(hydrate::Value::List(list)) => list
-            .iter()
-            .filter_map(|item| match &item.value {
-                hydrate::Value::Scalar(s) => s.as_str().map(str::to_owned),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
-    }
-}
-
-fn h_parsed<T: std::str::FromStr + Ord>(map: &hydrate::Map, key: &str) -> BTreeSet<T> {
-    h_list(map, key)
-        .iter()
-        .filter_map(|s| s.parse().ok())
+/// The entries of the map `parent`: key and object id of each map in it.
+pub(crate) fn entries<R: ReadDoc>(doc: &R, parent: &ObjId) -> Vec<(String, ObjId)> {
+    doc.map_range(parent, ..)
+        .filter(|item| matches!(item.value, automerge::ValueRef::Object(ObjType::Map)))
+        .map(|item| (item.key.to_string(), item.id()))
         .collect()
 }
 
-fn h_names(map: &hydrate::Map) -> BTreeMap<Language, String> {
-    h_map(map, "names")
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(|(lang, value)| {
-                    let language = lang.parse().ok()?;
-                    match &value.value {
-                        hydrate::Value::Scalar(s) => Some((language, s.as_str()?.to_owned())),
-                        _ => None,
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn hydrate_map<R: ReadDoc>(doc: &R, parent: &ObjId, key: &str) -> Option<hydrate::Map> {
-    let (Value::Object(ObjType::Map), obj) = doc.get(parent, key).ok()?? else {
-        return None;
-    };
-    match doc.hydrate(&obj, None).ok()? {
-        hydrate::Value::Map(map) => Some(map),
+/// The map at `key` in `parent`.
+pub(crate) fn entry<R: ReadDoc>(doc: &R, parent: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(parent, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
         _ => None,
     }
 }
 
-/// Reads the authority at `key`; `None` if absent or unusable (an entry
-/// of another country than the document's, a missing id or node).
+/// Reads the authority in map `obj` (at `key`); `None` if unusable: an
+/// entry of another country than the document's, a node of another
+/// country, a missing or malformed field.
 pub(crate) fn read_authority<R: ReadDoc>(
     doc: &R,
-    authorities: &ObjId,
+    obj: &ObjId,
     key: &str,
     country: Country,
 ) -> Option<PublishedAuthority> {
-    let map = hydrate_map(doc, authorities, key)?;
-    let id: AuthorityId = h_str(&map, "id")?.parse().ok()?;
+    let f = Fields::of(doc, obj);
+    let id: AuthorityId = f.str("id")?.parse().ok()?;
     if id.to_string() != key {
         return None;
     }
-    let entry_country: Country = h_str(&map, "country")?.parse().ok()?;
-    let node: NodeAddress = h_str(&map, "node")?.parse().ok()?;
+    let entry_country: Country = f.str("country")?.parse().ok()?;
+    let node: NodeAddress = f.str("node")?.parse().ok()?;
     if entry_country != country || node.country != country {
         return None;
     }
-    let mut competences: Vec<Competence> = h_map(&map, "competences")
-        .map(|areas| {
-            areas
-                .iter()
-                .filter_map(|(area, value)| {
-                    let hydrate::Value::Map(fields) = &value.value else {
-                        return None;
-                    };
-                    Some(Competence {
-                        area: area.parse().ok()?,
-                        procedures: h_parsed(fields, "procedures"),
-                        professions: h_parsed(fields, "professions"),
-                        other: h_list(fields, "other"),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut competences: Vec<Competence> = f.json("competences")?;
     competences.sort_by(|a, b| a.area.cmp(&b.area));
-    let contact = h_map(&map, "contact")
-        .map(|c| {
-            let field = |k: &str| h_str(c, k).map(str::to_owned);
-            Contact {
-                address: field("address"),
-                postal_code: field("postal_code"),
-                city: field("city"),
-                region: field("region"),
-                email: field("email"),
-                phone: field("phone"),
-                website: field("website"),
-            }
-        })
-        .unwrap_or_default();
     Some(PublishedAuthority {
         id,
         country,
-        names: h_names(&map),
+        names: f.json("names")?,
         competences,
-        contact,
-        languages: h_parsed(&map, "languages"),
+        contact: f.json("contact")?,
+        languages: f.json("languages")?,
         node,
     })
 }
 
-/// Reads the register at `key`.
+/// Reads the register in map `obj` (at `key`).
 pub(crate) fn read_register<R: ReadDoc>(
     doc: &R,
-    registers: &ObjId,
+    obj: &ObjId,
     key: &str,
     country: Country,
 ) -> Option<Register> {
-    let map = hydrate_map(doc, registers, key)?;
-    let id = h_str(&map, "id")?;
-    let entry_country: Country = h_str(&map, "country")?.parse().ok()?;
+    let f = Fields::of(doc, obj);
+    let id = f.str("id")?;
+    let entry_country: Country = f.str("country")?.parse().ok()?;
     if id != key || entry_country != country {
         return None;
     }
     Some(Register {
         id: id.to_owned(),
         country,
-        names: h_names(&map),
-        url: h_str(&map, "url")?.to_owned(),
-        areas: h_parsed(&map, "areas"),
-        professions: h_parsed(&map, "professions"),
-        lookups: h_list(&map, "lookups"),
-        languages: h_parsed(&map, "languages"),
+        names: f.json("names")?,
+        url: f.str("url")?.to_owned(),
+        areas: f.json("areas")?,
+        professions: f.json("professions")?,
+        lookups: f.json("lookups")?,
+        languages: f.json("languages")?,
     })
 }
 
 /// Reads the helpdesk.
 pub(crate) fn read_helpdesk<R: ReadDoc>(doc: &R, helpdesk: &ObjId) -> Option<Helpdesk> {
-    let (Value::Object(ObjType::List), list) = doc.get(helpdesk, "contacts").ok()?? else {
-        return None;
-    };
-    let hydrate::Value::List(items) = doc.hydrate(&list, None).ok()? else {
-        return None;
-    };
-    let contacts = items
-        .iter()
-        .filter_map(|item| {
-            let hydrate::Value::Map(map) = &item.value else {
-                return None;
-            };
-            let field = |k: &str| h_str(map, k).map(str::to_owned);
-            Some(HelpdeskContact {
-                name: field("name")?,
-                email: field("email"),
-                phone: field("phone"),
-                hours: field("hours"),
-                languages: h_parsed(map, "languages"),
-            })
-        })
-        .collect();
+    let contacts = Fields::of(doc, helpdesk).json("contacts")?;
     Some(Helpdesk { contacts })
 }
 
@@ -820,18 +675,16 @@ pub(crate) fn read_helpdesk<R: ReadDoc>(doc: &R, helpdesk: &ObjId) -> Option<Hel
 pub(crate) fn read_commission<R: ReadDoc>(doc: &R) -> CommissionDirectory {
     let catalogue_version = current_str(doc, &automerge::ROOT, CATALOGUE_VERSION);
     let mut roster = BTreeMap::new();
-    if let Some(map) = hydrate_map(doc, &automerge::ROOT, ROSTER) {
-        for (key, value) in map.iter() {
-            let hydrate::Value::Map(fields) = &value.value else {
-                continue;
-            };
+    if let Some(map) = root_map(doc, ROSTER) {
+        for (key, obj) in entries(doc, &map) {
+            let f = Fields::of(doc, &obj);
             let entry = (|| {
-                let address: NodeAddress = h_str(fields, "address")?.parse().ok()?;
-                (address.to_string() == *key).then_some(())?;
+                let address: NodeAddress = f.str("address")?.parse().ok()?;
+                (address.to_string() == key).then_some(())?;
                 Some(RosterEntry {
                     address,
-                    peer_id: h_str(fields, "peer_id")?.to_owned(),
-                    certificate_pem: h_str(fields, "certificate")?.to_owned(),
+                    peer_id: f.str("peer_id")?.to_owned(),
+                    certificate_pem: f.str("certificate")?.to_owned(),
                 })
             })();
             if let Some(entry) = entry {
@@ -840,23 +693,17 @@ pub(crate) fn read_commission<R: ReadDoc>(doc: &R) -> CommissionDirectory {
         }
     }
     let mut revocation_lists = BTreeMap::new();
-    if let Some(map) = hydrate_map(doc, &automerge::ROOT, REVOCATIONS) {
-        for (key, value) in map.iter() {
-            let hydrate::Value::Map(fields) = &value.value else {
-                continue;
-            };
+    if let Some(map) = root_map(doc, REVOCATIONS) {
+        for (key, obj) in entries(doc, &map) {
+            let f = Fields::of(doc, &obj);
             let entry = (|| {
-                let issuer: Country = h_str(fields, "issuer")?.parse().ok()?;
+                let issuer: Country = f.str("issuer")?.parse().ok()?;
                 (issuer.code() == key).then_some(())?;
-                let number = match fields.get("number")? {
-                    hydrate::Value::Scalar(s) => s.as_u64()?,
-                    _ => return None,
-                };
                 Some(PublishedRevocationList {
                     issuer,
-                    number,
-                    list_pem: h_str(fields, "list")?.to_owned(),
-                    issuer_pem: h_str(fields, "issuer_certificate").map(str::to_owned),
+                    number: f.u64("number")?,
+                    list_pem: f.str("list")?.to_owned(),
+                    issuer_pem: f.str("issuer_certificate").map(str::to_owned),
                 })
             })();
             if let Some(entry) = entry {
@@ -921,8 +768,9 @@ mod tests {
         write_authority(&mut tx, &authorities, &entry).unwrap();
         tx.commit();
         let key = entry.id.to_string();
+        let obj = super::entry(&doc, &authorities, &key).unwrap();
         assert_eq!(
-            read_authority(&doc, &authorities, &key, Country::Pt),
+            read_authority(&doc, &obj, &key, Country::Pt),
             Some(entry.clone())
         );
         // Writing the same entry again makes no change at all.
@@ -931,7 +779,7 @@ mod tests {
         assert_eq!(tx.pending_ops(), 0);
         tx.rollback();
         // An entry read from another country's document is refused.
-        assert_eq!(read_authority(&doc, &authorities, &key, Country::Fi), None);
+        assert_eq!(read_authority(&doc, &obj, &key, Country::Fi), None);
     }
 
     #[test]
@@ -962,10 +810,8 @@ mod tests {
             .insert(Language::De, "Ärztekammer Berlin".into());
         entry.contact.city = Some("Berlin".into());
         let key = entry.id.to_string();
-        assert_eq!(
-            read_authority(&one, &authorities, &key, Country::De),
-            Some(entry)
-        );
+        let obj = super::entry(&one, &authorities, &key).unwrap();
+        assert_eq!(read_authority(&one, &obj, &key, Country::De), Some(entry));
     }
 
     #[test]
@@ -996,8 +842,9 @@ mod tests {
         write_register(&mut tx, &registers, &register).unwrap();
         write_helpdesk(&mut tx, &helpdesk_obj, &helpdesk).unwrap();
         tx.commit();
+        let obj = super::entry(&doc, &registers, "pt-omd").unwrap();
         assert_eq!(
-            read_register(&doc, &registers, "pt-omd", Country::Pt),
+            read_register(&doc, &obj, "pt-omd", Country::Pt),
             Some(register)
         );
         assert_eq!(read_helpdesk(&doc, &helpdesk_obj), Some(helpdesk));

@@ -122,17 +122,31 @@ fn sync(a: &mut CountryDoc, a_node: &TestNode, b: &mut CountryDoc, b_node: &Test
     let b_name = b_node.address.to_string();
     let mut last = None;
     for _ in 0..20 {
-        let to_b = a.generate(&b_name);
+        let to_b = a.generate(&b_name, 1);
         let round = postcard::to_stdvec(&to_b).unwrap();
         if to_b.is_none() || last.as_ref() == Some(&round) {
             return;
         }
         last = Some(round);
         if let Some(message) = to_b {
-            b.receive(&a_name, message, &b_node.trust, &b_node.stats, &mut vec![]);
+            b.receive(
+                &a_name,
+                1,
+                message,
+                &b_node.trust,
+                &b_node.stats,
+                &mut vec![],
+            );
         }
-        if let Some(message) = b.generate(&a_name) {
-            a.receive(&b_name, message, &a_node.trust, &a_node.stats, &mut vec![]);
+        if let Some(message) = b.generate(&a_name, 1) {
+            a.receive(
+                &b_name,
+                1,
+                message,
+                &a_node.trust,
+                &a_node.stats,
+                &mut vec![],
+            );
         }
     }
     panic!("the sync did not settle");
@@ -239,9 +253,16 @@ fn an_older_signed_state_is_refused_as_stale() {
         signed: vec![new.clone()],
         message: None,
     };
-    copy.receive("PT/pt-1", sync.clone(), &pt.trust, &pt.stats, &mut vec![]);
+    copy.receive(
+        "PT/pt-1",
+        1,
+        sync.clone(),
+        &pt.trust,
+        &pt.stats,
+        &mut vec![],
+    );
     sync.signed = vec![old];
-    copy.receive("FI/fi-1", sync, &pt.trust, &pt.stats, &mut vec![]);
+    copy.receive("FI/fi-1", 1, sync, &pt.trust, &pt.stats, &mut vec![]);
     assert_eq!(
         pt.stats
             .stale_signatures
@@ -320,7 +341,7 @@ fn garbage_from_a_peer_changes_nothing() {
             signed: vec![],
             message: Some(message),
         };
-        doc.receive("FI/fi-1", sync, &pt.trust, &pt.stats, &mut vec![]);
+        doc.receive("FI/fi-1", 1, sync, &pt.trust, &pt.stats, &mut vec![]);
     }
     assert_eq!(doc.heads(), before);
     assert!(
