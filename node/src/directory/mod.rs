@@ -920,7 +920,7 @@ async fn rounds(inner: &Arc<Inner>, peer: &str) {
             return;
         }
         let bytes = batch.encode();
-        if last.as_ref() == Some(&bytes) {
+        if !batch.docs.is_empty() && last.as_ref() == Some(&bytes) {
             // Saying the same again makes no progress (the peer holds
             // changes we refuse); the next session tries again.
             return;
