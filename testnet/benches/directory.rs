@@ -5,7 +5,8 @@
 //! directory, and how long one edit takes to be visible on every node.
 //!
 //! `cargo bench -p imi-testnet --bench directory`
-//! (`IMI_BENCH_PER_COUNTRY`, `IMI_BENCH_EDITS` change the sizes.)
+//! (`IMI_BENCH_PER_COUNTRY`, `IMI_BENCH_EDITS` change the sizes;
+//! `IMI_BENCH_TRACE=1` prints the fresh node's progress.)
 
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,13 @@ async fn main() -> Result<()> {
         if fresh.directory().all_heads() == reference {
             break;
         }
+        if std::env::var("IMI_BENCH_TRACE").is_ok() && joined.elapsed().as_millis() % 100 < 3 {
+            println!(
+                "  {:>5} ms: {} authorities",
+                joined.elapsed().as_millis(),
+                fresh.directory().authority_count()
+            );
+        }
         if joined.elapsed() > Duration::from_secs(120) {
             bail!(
                 "the fresh node holds {} authorities after 120 s",
@@ -147,5 +155,19 @@ async fn main() -> Result<()> {
         .map(|n| n.directory().stats().refused_changes)
         .sum();
     println!("changes refused by honest nodes: {refused}");
+    if let Some(rss) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+    {
+        println!(
+            "memory of the whole process ({} nodes): {}",
+            net.nodes.len(),
+            rss.trim_start_matches("VmRSS:").trim()
+        );
+    }
     Ok(())
 }
