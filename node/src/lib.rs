@@ -10,6 +10,7 @@ pub mod admission;
 pub mod cases;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod net;
 pub mod node;
 pub mod peers;

@@ -13,11 +13,12 @@ use libp2p::Multiaddr;
 use redb::WriteTransaction;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::admission::CertAdmission;
 use crate::config::{Config, DeliveryConfig};
 use crate::delivery::{self, Delivery, Inbound, PeerKeys, Receiver};
+use crate::directory::{Directory, DirectoryConfig, DirectorySetup, DirectoryStartError};
 use crate::net::{self, AppProtocol, NetConfig, NetEvent, NetworkHandle};
 use crate::store::{Store, StoreError};
 
@@ -65,6 +66,9 @@ pub enum StartError {
     /// The network could not start.
     #[error(transparent)]
     Net(#[from] net::NetStartError),
+    /// The directory could not be loaded.
+    #[error(transparent)]
+    Directory(#[from] DirectoryStartError),
 }
 
 impl NodeSetup {
@@ -159,6 +163,7 @@ pub struct Node<I: Inbound> {
     delivery: Delivery,
     signing_key: Arc<SigningKey>,
     admission: Arc<CertAdmission>,
+    directory: Directory,
     inbound: Arc<I>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -207,6 +212,18 @@ impl<I: Inbound> Node<I> {
         )?;
         let (delivery, delivery_task) =
             Delivery::start(store.clone(), net.clone(), setup.delivery.clone())?;
+        let (directory, directory_task) = Directory::start(DirectorySetup {
+            address: setup.address.clone(),
+            key: signing_key.clone(),
+            chain: setup.chain.to_der_list(),
+            root: setup.root.clone(),
+            admission: admission.clone(),
+            store: store.clone(),
+            net: net.clone(),
+            config: DirectoryConfig::default(),
+        })
+        .instrument(span.clone())
+        .await?;
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -216,7 +233,8 @@ impl<I: Inbound> Node<I> {
             inbound.clone(),
         );
         let dispatch_task = tokio::spawn(
-            dispatch(events, receiver, delivery.clone(), keys).instrument(span.clone()),
+            dispatch(events, receiver, delivery.clone(), keys, directory.clone())
+                .instrument(span.clone()),
         );
         info!(node = %setup.address, peer = %net.local_peer(), "node started");
         Ok(Node {
@@ -226,14 +244,16 @@ impl<I: Inbound> Node<I> {
             delivery,
             signing_key,
             admission,
+            directory,
             inbound,
-            tasks: vec![net_task, delivery_task, dispatch_task],
+            tasks: vec![net_task, delivery_task, dispatch_task, directory_task],
         })
     }
 
     /// Stops the node: links close, delivery stops (the outbox stays), and
     /// the store is released once the last write has finished.
     pub async fn shutdown(self) {
+        self.directory.shutdown().await;
         self.net.shutdown().await;
         self.delivery.shutdown().await;
         for task in self.tasks {
@@ -260,6 +280,11 @@ impl<I: Inbound> Node<I> {
     /// Every node ever admitted here.
     pub fn known_peers(&self) -> Result<Vec<crate::peers::PeerRecord>, StoreError> {
         crate::peers::list(&self.store)
+    }
+
+    /// The replicated directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// The application that applies received messages.
@@ -359,6 +384,7 @@ async fn dispatch<I: Inbound>(
     receiver: Receiver<I>,
     delivery: Delivery,
     keys: PeerKeys,
+    directory: Directory,
 ) {
     while let Some(event) = events.recv().await {
         match event {
@@ -373,8 +399,10 @@ async fn dispatch<I: Inbound>(
                 {
                     warn!(peer = %identity, error = %err, "cannot record the admitted peer");
                 }
+                directory.peer_admitted(identity);
             }
             NetEvent::PeerLeft(identity) => {
+                directory.peer_left(&identity);
                 delivery.peer_down(identity.address.clone()).await;
             }
             NetEvent::Request {
@@ -395,9 +423,17 @@ async fn dispatch<I: Inbound>(
             NetEvent::Request {
                 protocol: AppProtocol::Sync,
                 from,
-                ..
+                bytes,
+                reply,
             } => {
-                debug!(peer = %from, "directory sync request");
+                let directory = directory.clone();
+                tokio::spawn(
+                    async move {
+                        let answer = directory.handle_request(&from, bytes).await;
+                        let _ = reply.send(answer);
+                    }
+                    .in_current_span(),
+                );
             }
         }
     }

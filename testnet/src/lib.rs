@@ -207,6 +207,8 @@ pub fn node_name(country: Country) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct TestnetBuilder {
     countries: Vec<Country>,
+    /// Countries with more than one node (regional nodes), and how many.
+    several: BTreeMap<Country, usize>,
     observer: bool,
     quic: bool,
     dir: Option<PathBuf>,
@@ -216,6 +218,16 @@ impl TestnetBuilder {
     /// The countries that get a node.
     pub fn countries(mut self, countries: impl IntoIterator<Item = Country>) -> Self {
         self.countries.extend(countries);
+        self
+    }
+
+    /// Gives `country` `count` nodes (`de-1`, `de-2`, …), as a country
+    /// with regional nodes has; the country is added if it is not listed.
+    pub fn nodes_of(mut self, country: Country, count: usize) -> Self {
+        if !self.countries.contains(&country) {
+            self.countries.push(country);
+        }
+        self.several.insert(country, count.max(1));
         self
     }
 
@@ -252,8 +264,16 @@ impl TestnetBuilder {
             }
         };
         let pki = Pki::generate(&countries)?;
+        let mut named = Vec::new();
+        for country in &countries {
+            let count = self.several.get(country).copied().unwrap_or(1);
+            let code = country.code().to_ascii_lowercase();
+            for n in 1..=count {
+                named.push((*country, format!("{code}-{n}")));
+            }
+        }
         let mut ports = Vec::new();
-        for _ in &countries {
+        for _ in &named {
             ports.push(free_port()?);
         }
         let addr = |port: u16| {
@@ -264,16 +284,17 @@ impl TestnetBuilder {
             }
         };
         let mut nodes = Vec::new();
-        for (i, country) in countries.iter().enumerate() {
-            let name = node_name(*country);
+        for (i, (country, name)) in named.iter().enumerate() {
             // Each node dials the nodes listed before it: a full mesh.
             let peers = ports[..i].iter().map(|p| addr(*p)).collect();
-            let dir = base.join(&name);
-            nodes.push(pki.write_node_dir(&dir, *country, &name, vec![addr(ports[i])], peers)?);
+            let dir = base.join(name);
+            nodes.push(pki.write_node_dir(&dir, *country, name, vec![addr(ports[i])], peers)?);
         }
         Ok(Federation {
             pki: Arc::new(pki),
             nodes,
+            listen: ports.into_iter().map(addr).collect(),
+            quic: self.quic,
             _temp: temp,
             base,
         })
@@ -298,6 +319,9 @@ pub struct Federation {
     pub pki: Arc<Pki>,
     /// One directory per node.
     pub nodes: Vec<NodeDir>,
+    /// The address each node listens on, in the order of `nodes`.
+    listen: Vec<String>,
+    quic: bool,
     _temp: Option<tempfile::TempDir>,
     base: PathBuf,
 }
@@ -415,20 +439,116 @@ impl Testnet {
         }
     }
 
-    /// Stops the node of `country` (its directory and store stay).
+    /// Stops the (first) node of `country` (its directory and store stay).
     pub async fn stop(&mut self, country: Country) -> Result<NodeDirRef> {
         let index = self.index_of(country);
+        let address = self.nodes[index].address().clone();
+        self.stop_node(&address).await
+    }
+
+    /// Stops the node at `address` (its directory and store stay).
+    pub async fn stop_node(&mut self, address: &NodeAddress) -> Result<NodeDirRef> {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.address() == address)
+            .with_context(|| format!("no running node {address} in this testnet"))?;
+        let dir = self
+            .federation
+            .nodes
+            .iter()
+            .position(|d| &d.address == address)
+            .with_context(|| format!("no node {address} in this federation"))?;
         let node = self.nodes.remove(index);
         node.shutdown().await;
-        Ok(NodeDirRef(index))
+        Ok(NodeDirRef(dir))
     }
 
     /// Starts a stopped node again from its directory.
     pub async fn restart(&mut self, stopped: NodeDirRef) -> Result<()> {
         let dir = &self.federation.nodes[stopped.0];
         let node = start_node(&dir.config).await?;
-        self.nodes.insert(stopped.0.min(self.nodes.len()), node);
+        // Keep the nodes in the order of the federation's directories.
+        let before: Vec<&NodeAddress> = self.federation.nodes[..stopped.0]
+            .iter()
+            .map(|d| &d.address)
+            .collect();
+        let position = self
+            .nodes
+            .iter()
+            .filter(|n| before.contains(&n.address()))
+            .count();
+        self.nodes.insert(position, node);
         Ok(())
+    }
+
+    /// The running node at `address` (`"DE/de-2"`).
+    pub fn node_at(&self, address: &str) -> &Node<CaseApp> {
+        self.nodes
+            .iter()
+            .find(|n| n.address().to_string() == address)
+            .unwrap_or_else(|| panic!("no running node {address} in this testnet"))
+    }
+
+    /// Certifies and starts one more node of `country` (named after the
+    /// ones it has: `fi-2`), which connects to every node of the
+    /// federation: a fresh node joining.
+    pub async fn add_node(&mut self, country: Country) -> Result<&Node<CaseApp>> {
+        let code = country.code().to_ascii_lowercase();
+        let count = self
+            .federation
+            .nodes
+            .iter()
+            .filter(|d| d.address.country == country)
+            .count();
+        let name = format!("{code}-{}", count + 1);
+        let port = free_port()?;
+        let listen = if self.federation.quic {
+            format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
+        } else {
+            format!("/ip4/127.0.0.1/tcp/{port}")
+        };
+        let dir = self.federation.base.join(&name);
+        let node_dir = self.federation.pki.write_node_dir(
+            &dir,
+            country,
+            &name,
+            vec![listen.clone()],
+            self.federation.listen.clone(),
+        )?;
+        let node = start_node(&node_dir.config).await?;
+        self.federation.nodes.push(node_dir);
+        self.federation.listen.push(listen);
+        self.nodes.push(node);
+        Ok(self.nodes.last().expect("just pushed"))
+    }
+
+    /// Waits until every running node holds the same directory (the same
+    /// heads of every document).
+    pub async fn wait_converged(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let heads: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| n.directory().all_heads())
+                .collect();
+            if heads.windows(2).all(|w| w[0] == w[1]) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let mut report = String::new();
+                for node in &self.nodes {
+                    report.push_str(&format!(
+                        "\n  {}: {} authorities",
+                        node.address(),
+                        node.directory().authority_count()
+                    ));
+                }
+                bail!("the directories did not converge within {timeout:?}:{report}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -450,4 +570,75 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// `count` authorities of `country` served by `node`, with names in the
+/// country's languages (built from the catalogue's translated area names
+/// and a numbered city) and competences drawn from the catalogue: realistic
+/// directory data for tests, training and benchmarks. The same arguments
+/// give the same names; ids are new each time.
+pub fn sample_authorities(
+    country: Country,
+    node: &NodeAddress,
+    count: usize,
+) -> Vec<imi_node::directory::PublishedAuthority> {
+    use imi_protocol::{AuthorityId, Catalogue, Competence, Contact};
+    let catalogue = Catalogue::builtin();
+    let areas = catalogue.areas();
+    let languages = country.official_languages();
+    let city = country
+        .native_names()
+        .first()
+        .map(|(_, name)| *name)
+        .unwrap_or("Europa");
+    (0..count)
+        .map(|i| {
+            let area = &areas[i % areas.len()];
+            let second = &areas[(i / areas.len() + i + 1) % areas.len()];
+            let names = languages
+                .iter()
+                .map(|lang| {
+                    (
+                        *lang,
+                        format!("{} — {city} {}", area.label.get(*lang), i + 1),
+                    )
+                })
+                .collect();
+            let competence = |area: &imi_protocol::LegislativeArea| Competence {
+                area: area.key.clone(),
+                procedures: catalogue
+                    .procedures_of(&area.key)
+                    .take(2)
+                    .map(|p| p.key.clone())
+                    .collect(),
+                professions: catalogue
+                    .professions_of(&area.key)
+                    .skip(i % 3)
+                    .take(3)
+                    .map(|p| p.key.clone())
+                    .collect(),
+                other: vec![],
+            };
+            let mut competences = vec![competence(area)];
+            if second.key != area.key {
+                competences.push(competence(second));
+            }
+            competences.sort_by(|a, b| a.area.cmp(&b.area));
+            let code = country.code().to_ascii_lowercase();
+            imi_node::directory::PublishedAuthority {
+                id: AuthorityId::new(),
+                country,
+                names,
+                competences,
+                contact: Contact {
+                    city: Some(format!("{city} {}", i + 1)),
+                    email: Some(format!("imi-{}@authority-{}.{code}.example", i + 1, i + 1)),
+                    phone: Some(format!("+00 {:06}", i + 1)),
+                    ..Contact::default()
+                },
+                languages: languages.iter().copied().collect(),
+                node: node.clone(),
+            }
+        })
+        .collect()
 }
