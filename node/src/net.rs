@@ -120,7 +120,7 @@ impl Default for NetConfig {
 }
 
 /// The application protocols a node serves to admitted peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppProtocol {
     /// Signed envelopes, answered by signed receipts.
     Deliver,
@@ -555,7 +555,10 @@ struct EventLoop {
     by_address: HashMap<String, PeerId>,
     pending_admission: HashMap<PeerId, Instant>,
     blocked_until: HashMap<PeerId, Option<Instant>>,
-    outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, SendError>>>,
+    /// Requests waiting for their answer. Each behaviour numbers its own
+    /// requests, so the protocol is part of the key.
+    outbound:
+        HashMap<(AppProtocol, OutboundRequestId), oneshot::Sender<Result<Vec<u8>, SendError>>>,
     answers: FuturesUnordered<PendingAnswer>,
     bootstrap: HashMap<Multiaddr, Redial>,
     listen_addrs: Vec<Multiaddr>,
@@ -681,7 +684,7 @@ impl EventLoop {
                     AppProtocol::Sync => &mut self.swarm.behaviour_mut().sync,
                 };
                 let id = behaviour.send_request(&peer, bytes);
-                self.outbound.insert(id, reply);
+                self.outbound.insert((protocol, id), reply);
             }
             Command::Peers { reply } => {
                 let _ = reply.send(self.admitted.values().cloned().collect());
@@ -911,7 +914,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some(reply) = self.outbound.remove(&request_id) {
+                if let Some(reply) = self.outbound.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
@@ -921,7 +924,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some(reply) = self.outbound.remove(&request_id) {
+                if let Some(reply) = self.outbound.remove(&(protocol, request_id)) {
                     let peer = self
                         .admitted
                         .get(&peer)

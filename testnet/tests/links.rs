@@ -290,3 +290,48 @@ async fn the_sender_sees_why_the_recipient_rejected_a_message() -> anyhow::Resul
     assert!(pt.case(case)?.is_none());
     Ok(())
 }
+
+/// Regression: answers on the delivery and directory protocols were matched
+/// to requests by a number each protocol counts on its own, so a directory
+/// answer could complete a delivery request and the other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    for node in [fi, pt] {
+        node.set_authority_route(finn.authority, fi.address())
+            .await?;
+        node.set_authority_route(portuguese.authority, pt.address())
+            .await?;
+    }
+    // Both protocols busy at once, in both directions.
+    let authorities = imi_testnet::sample_authorities(Country::Pt, pt.address(), 300);
+    let publish = pt.directory().upsert_authorities(authorities);
+    let mut sends = Vec::new();
+    for _ in 0..60 {
+        sends.push(send_request(fi, &finn, &portuguese));
+    }
+    let (published, sent) = tokio::join!(publish, futures::future::join_all(sends));
+    published?;
+    for case in sent {
+        case?;
+    }
+    wait_until("every receipt", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    assert_eq!(pt.case_count()?, 60);
+    wait_until("the directory to reach Finland", WAIT, || async {
+        fi.directory().authorities_of(Country::Pt).len() == 300
+    })
+    .await?;
+    Ok(())
+}
