@@ -485,6 +485,8 @@ pub(crate) struct Word {
     pub(crate) end: usize,
     /// Lower case, Latin, no diacritics.
     pub(crate) folded: String,
+    /// Token position, shared by every chain.
+    pub(crate) position: usize,
 }
 
 /// Runs an analyzer and collects its tokens.
@@ -525,6 +527,7 @@ impl Analyzers {
                 start: token.offset_from,
                 end: token.offset_to,
                 folded: token.text,
+                position: token.position,
             })
             .collect()
     }

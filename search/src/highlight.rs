@@ -1,0 +1,82 @@
+//! Marks the words of a stored text that a query matched.
+//!
+//! The marking follows the same routes as the ranking: a word of the text is
+//! marked when its folded form equals a query word, shares the stem of one
+//! in the text's language, starts with a query word's prefix, or, for query
+//! words the index did not know, is within their edit distance.
+
+use imi_protocol::Language;
+
+use crate::analysis::{Analyzers, query_prefix, tokens};
+use crate::query::Snippet;
+use crate::vocabulary::{QueryWord, edit_distance, fuzzy_distance};
+
+/// A query word as the highlighter needs it.
+pub(crate) struct Marker<'a> {
+    pub(crate) word: &'a QueryWord,
+    /// Whether fuzzy matches count (the word was unknown).
+    pub(crate) fuzzy: bool,
+}
+
+/// The snippet of `text` (written in `language`, if known) for the query
+/// words, and how many of its words are marked.
+pub(crate) fn snippet(
+    analyzers: &mut Analyzers,
+    text: &str,
+    language: Option<Language>,
+    markers: &[Marker<'_>],
+) -> (Snippet, usize) {
+    let folded = tokens(&mut analyzers.folded, text);
+    let stems = match language {
+        Some(language) => analyzers.stems_in(language, text),
+        None => Vec::new(),
+    };
+    let mut highlights = Vec::new();
+    for token in &folded {
+        let stem = stems
+            .iter()
+            .find(|s| s.position == token.position)
+            .map(|s| s.text.as_str());
+        let marked = markers
+            .iter()
+            .any(|marker| matches(marker, &token.text, stem));
+        if marked {
+            highlights.push(token.offset_from..token.offset_to);
+        }
+    }
+    let count = highlights.len();
+    (
+        Snippet {
+            text: text.to_owned(),
+            highlights,
+        },
+        count,
+    )
+}
+
+fn matches(marker: &Marker<'_>, folded: &str, stem: Option<&str>) -> bool {
+    let word = marker.word;
+    if folded == word.folded {
+        return true;
+    }
+    if let Some(stem) = stem
+        && word.stems.iter().any(|s| s == stem)
+    {
+        return true;
+    }
+    if let Some(prefix) = query_prefix(&word.folded)
+        && folded.starts_with(prefix)
+    {
+        return true;
+    }
+    if marker.fuzzy {
+        let distance = usize::from(fuzzy_distance(word.chars()));
+        if distance > 0
+            && folded.len().abs_diff(word.folded.len()) <= distance
+            && edit_distance(folded.as_bytes(), word.folded.as_bytes()) <= distance
+        {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,570 @@
+//! The catalogue's vocabulary: what a query word means across languages.
+//!
+//! Every competence of the catalogue (legislative area, procedure, regulated
+//! profession) and every participant country is a *concept*. Each concept is
+//! indexed here with its labels in all languages, plus the search terms of
+//! professions and the native names of countries. A query word is looked up
+//! by its folded form, its tagged stems, fuzzily, by its prefix and, for long
+//! compounds, by the vocabulary words it contains (`ärztekammer` → `arzt`).
+//! The concepts it matches then become index terms of the directory
+//! (`profession:doctor`), so "lääkäri" finds an authority described only by
+//! its competence keys, whatever its language.
+//!
+//! The directory index stores competence *keys* only, never their labels:
+//! a new translation in the catalogue needs no reindexing, and a document
+//! stays small, which keeps a full rebuild of 12,600 authorities fast.
+
+use std::collections::{HashMap, HashSet};
+
+use aho_corasick::AhoCorasick;
+use imi_protocol::{AreaKey, Catalogue, Country, Labels, Language, ProcedureKey, ProfessionKey};
+use tantivy::Term;
+use tantivy::query::FuzzyTermQuery;
+use tantivy::schema::Field;
+use tantivy_fst::{IntoStreamer, Map, Streamer};
+
+use crate::analysis::{Analyzers, query_prefix};
+
+/// Words shorter than this (in characters) never stand for a concept.
+const MIN_CONCEPT_WORD_CHARS: usize = 3;
+/// A word or stem found in the phrases of more concepts than this is a
+/// function word or too general to say anything (`de`, `and`, `services`).
+const MAX_CONCEPTS_PER_WORD: usize = 6;
+/// The shortest part of a compound that is looked up, in characters.
+const MIN_COMPOUND_PART_CHARS: usize = 4;
+/// Compounds are only split when the word is at least this long.
+const MIN_COMPOUND_CHARS: usize = 8;
+/// The weakest concept weight that still expands a query.
+const MIN_CONCEPT_WEIGHT: f32 = 0.3;
+/// At most this many concepts are taken per query word.
+const MAX_CONCEPTS_PER_QUERY_WORD: usize = 8;
+
+/// How well a query word matched a vocabulary word.
+pub(crate) mod quality {
+    /// Same folded word.
+    pub(crate) const EXACT: f32 = 1.0;
+    /// Same stem in the phrase's language.
+    pub(crate) const STEM: f32 = 0.9;
+    /// One edit away.
+    pub(crate) const FUZZY_1: f32 = 0.75;
+    /// Two edits away.
+    pub(crate) const FUZZY_2: f32 = 0.6;
+    /// A vocabulary word found inside a compound query word.
+    pub(crate) const COMPOUND_PART: f32 = 0.7;
+    /// The query word's prefix starts a vocabulary word.
+    pub(crate) const PREFIX: f32 = 0.5;
+    /// Country words must match at least this well.
+    pub(crate) const COUNTRY_MIN: f32 = 0.75;
+}
+
+/// A competence of the catalogue, as the search sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Competence {
+    /// A legislative area.
+    Area(AreaKey),
+    /// A procedure.
+    Procedure(ProcedureKey),
+    /// A regulated profession.
+    Profession(ProfessionKey),
+}
+
+impl Competence {
+    /// The term under which the competence is indexed (`profession:doctor`).
+    pub(crate) fn index_term(&self) -> String {
+        match self {
+            Competence::Area(key) => format!("area:{key}"),
+            Competence::Procedure(key) => format!("procedure:{key}"),
+            Competence::Profession(key) => format!("profession:{key}"),
+        }
+    }
+
+    /// Parses an index term back.
+    pub(crate) fn from_index_term(term: &str) -> Option<Competence> {
+        let (kind, key) = term.split_once(':')?;
+        match kind {
+            "area" => key.parse().ok().map(Competence::Area),
+            "procedure" => key.parse().ok().map(Competence::Procedure),
+            "profession" => key.parse().ok().map(Competence::Profession),
+            _ => None,
+        }
+    }
+}
+
+/// What a concept stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConceptKind {
+    /// A competence, indexed on the directory's documents.
+    Competence(Competence),
+    /// A participant country, applied as a filter.
+    Country(Country),
+}
+
+/// A concept with its display labels.
+#[derive(Debug, Clone)]
+pub(crate) struct Concept {
+    pub(crate) kind: ConceptKind,
+    /// The directory index term for competences, empty for countries.
+    pub(crate) term: String,
+    pub(crate) labels: Labels,
+}
+
+/// One label or search term of a concept in one language.
+#[derive(Debug, Clone)]
+struct Phrase {
+    concept: u32,
+    /// Words that carry meaning (long enough, not common).
+    content_words: u8,
+}
+
+/// A word of a query with the forms it is looked up by.
+#[derive(Debug, Clone)]
+pub(crate) struct QueryWord {
+    /// Byte range in the query text.
+    pub(crate) start: usize,
+    /// End of the byte range.
+    pub(crate) end: usize,
+    /// Lower case, Latin, no diacritics.
+    pub(crate) folded: String,
+    /// Tagged stems in every stemmed language, without duplicates.
+    pub(crate) stems: Vec<String>,
+}
+
+impl QueryWord {
+    /// Length of the folded form in characters.
+    pub(crate) fn chars(&self) -> usize {
+        self.folded.chars().count()
+    }
+}
+
+/// The folded vocabulary entry of one word or stem.
+#[derive(Debug, Default, Clone)]
+struct Entry {
+    phrases: Vec<u32>,
+}
+
+/// What the vocabulary understood of a query.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Interpretation {
+    /// Per query word (same order), the competence concepts it stands for
+    /// with their weight in (0, 1].
+    pub(crate) competences: Vec<Vec<(u32, f32)>>,
+    /// Countries named by the query, with the indices of their words.
+    pub(crate) countries: Vec<(Country, Vec<usize>)>,
+}
+
+/// The catalogue's vocabulary in every language.
+pub(crate) struct Vocabulary {
+    concepts: Vec<Concept>,
+    phrases: Vec<Phrase>,
+    /// Folded words, sorted, mapping to an index into `word_entries`.
+    words: Map<Vec<u8>>,
+    word_entries: Vec<Entry>,
+    /// Tagged stems.
+    stems: HashMap<String, Entry>,
+    /// Parts that can be found inside compounds: folded words and untagged
+    /// stems, with the phrases each stands for.
+    parts: AhoCorasick,
+    part_entries: Vec<Entry>,
+    /// Where in the index a fuzzy term is built (any text field will do: the
+    /// automaton only uses the term's text).
+    fuzzy_field: Field,
+}
+
+impl std::fmt::Debug for Vocabulary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vocabulary")
+            .field("concepts", &self.concepts.len())
+            .field("phrases", &self.phrases.len())
+            .field("words", &self.word_entries.len())
+            .field("stems", &self.stems.len())
+            .finish()
+    }
+}
+
+/// A concept and its phrases, before analysis.
+struct Source {
+    concept: Concept,
+    phrases: Vec<(Language, String)>,
+}
+
+fn sources(catalogue: &Catalogue) -> Vec<Source> {
+    let mut sources = Vec::new();
+    let labelled = |labels: &Labels| -> Vec<(Language, String)> {
+        labels
+            .iter()
+            .map(|(language, text)| (language, text.to_owned()))
+            .collect()
+    };
+    for area in catalogue.areas() {
+        let competence = Competence::Area(area.key.clone());
+        sources.push(Source {
+            phrases: labelled(&area.label),
+            concept: Concept {
+                term: competence.index_term(),
+                kind: ConceptKind::Competence(competence),
+                labels: area.label.clone(),
+            },
+        });
+    }
+    for procedure in catalogue.procedures() {
+        let competence = Competence::Procedure(procedure.key.clone());
+        sources.push(Source {
+            phrases: labelled(&procedure.label),
+            concept: Concept {
+                term: competence.index_term(),
+                kind: ConceptKind::Competence(competence),
+                labels: procedure.label.clone(),
+            },
+        });
+    }
+    for profession in catalogue.professions() {
+        let competence = Competence::Profession(profession.key.clone());
+        let mut phrases = labelled(&profession.label);
+        for (language, terms) in &profession.terms {
+            phrases.extend(terms.iter().map(|term| (*language, term.clone())));
+        }
+        sources.push(Source {
+            phrases,
+            concept: Concept {
+                term: competence.index_term(),
+                kind: ConceptKind::Competence(competence),
+                labels: profession.label.clone(),
+            },
+        });
+    }
+    for country in Country::ALL {
+        let names = catalogue.country_names(country);
+        let mut phrases = labelled(names);
+        phrases.extend(
+            country
+                .native_names()
+                .iter()
+                .map(|(language, name)| (*language, (*name).to_owned())),
+        );
+        phrases.push((Language::En, country.english_name().to_owned()));
+        sources.push(Source {
+            phrases,
+            concept: Concept {
+                term: String::new(),
+                kind: ConceptKind::Country(country),
+                labels: names.clone(),
+            },
+        });
+    }
+    sources
+}
+
+/// A phrase after analysis.
+struct Analyzed {
+    concept: u32,
+    folded: Vec<String>,
+    stems: Vec<String>,
+}
+
+impl Vocabulary {
+    /// Builds the vocabulary of `catalogue`. `fuzzy_field` is any text field
+    /// of the directory schema.
+    pub(crate) fn new(catalogue: &Catalogue, fuzzy_field: Field) -> Vocabulary {
+        let mut analyzers = Analyzers::new();
+        let sources = sources(catalogue);
+        let mut concepts = Vec::with_capacity(sources.len());
+        let mut analyzed = Vec::new();
+        for (index, source) in sources.into_iter().enumerate() {
+            let concept = index as u32;
+            for (language, text) in &source.phrases {
+                let folded = analyzers
+                    .words(text)
+                    .into_iter()
+                    .map(|w| w.folded)
+                    .collect();
+                let stems = analyzers
+                    .stems_in(*language, text)
+                    .into_iter()
+                    .map(|t| t.text)
+                    .collect();
+                analyzed.push(Analyzed {
+                    concept,
+                    folded,
+                    stems,
+                });
+            }
+            concepts.push(source.concept);
+        }
+
+        // How many concepts use each word and stem: the common ones carry no meaning.
+        let mut spread: HashMap<&str, HashSet<u32>> = HashMap::new();
+        for phrase in &analyzed {
+            for word in phrase.folded.iter().chain(&phrase.stems) {
+                spread.entry(word).or_default().insert(phrase.concept);
+            }
+        }
+        let common: HashSet<String> = spread
+            .into_iter()
+            .filter(|(_, concepts)| concepts.len() > MAX_CONCEPTS_PER_WORD)
+            .map(|(word, _)| word.to_owned())
+            .collect();
+        let meaningful = |word: &str| {
+            word.chars().count() >= MIN_CONCEPT_WORD_CHARS && !common.contains(word)
+        };
+
+        let mut phrases = Vec::with_capacity(analyzed.len());
+        let mut words: HashMap<String, Entry> = HashMap::new();
+        let mut stems: HashMap<String, Entry> = HashMap::new();
+        let mut parts: HashMap<String, Entry> = HashMap::new();
+        for phrase in &analyzed {
+            let id = phrases.len() as u32;
+            let content = phrase.folded.iter().filter(|w| meaningful(w)).count();
+            phrases.push(Phrase {
+                concept: phrase.concept,
+                content_words: content.clamp(1, u8::MAX as usize) as u8,
+            });
+            for word in phrase.folded.iter().filter(|w| meaningful(w)) {
+                add(&mut words, word, id);
+                if word.chars().count() >= MIN_COMPOUND_PART_CHARS {
+                    add(&mut parts, word, id);
+                }
+            }
+            for stem in phrase.stems.iter().filter(|s| !common.contains(*s)) {
+                add(&mut stems, stem, id);
+                if let Some((_, bare)) = stem.split_once(':')
+                    && bare.chars().count() >= MIN_COMPOUND_PART_CHARS
+                {
+                    add(&mut parts, bare, id);
+                }
+            }
+        }
+
+        let mut sorted: Vec<(String, Entry)> = words.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let word_entries: Vec<Entry> = sorted.iter().map(|(_, e)| e.clone()).collect();
+        let words = Map::from_iter(
+            sorted
+                .iter()
+                .enumerate()
+                .map(|(i, (word, _))| (word.as_bytes(), i as u64)),
+        )
+        .unwrap_or_else(|err| unreachable!("sorted unique keys always build an fst: {err}"));
+
+        let mut parts: Vec<(String, Entry)> = parts.into_iter().collect();
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let part_entries = parts.iter().map(|(_, e)| e.clone()).collect();
+        let parts = AhoCorasick::new(parts.iter().map(|(p, _)| p.as_str()))
+            .unwrap_or_else(|err| unreachable!("short word patterns always build: {err}"));
+
+        Vocabulary {
+            concepts,
+            phrases,
+            words,
+            word_entries,
+            stems,
+            parts,
+            part_entries,
+            fuzzy_field,
+        }
+    }
+
+    /// The concept with index `id`.
+    pub(crate) fn concept(&self, id: u32) -> &Concept {
+        &self.concepts[id as usize]
+    }
+
+    /// The competence concepts by index term.
+    pub(crate) fn competence_terms(&self) -> HashMap<String, u32> {
+        self.concepts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.term.is_empty())
+            .map(|(i, c)| (c.term.clone(), i as u32))
+            .collect()
+    }
+
+    /// Whether the folded word or one of its stems is a vocabulary word.
+    pub(crate) fn knows(&self, word: &QueryWord) -> bool {
+        self.words.contains_key(&word.folded) || word.stems.iter().any(|s| self.stems.contains_key(s))
+    }
+
+    /// The phrases a query word matches, with how well.
+    fn phrase_matches(&self, word: &QueryWord) -> Vec<(u32, f32)> {
+        let mut found: HashMap<u32, f32> = HashMap::new();
+        let mut note = |entry: &Entry, q: f32| {
+            for &phrase in &entry.phrases {
+                let slot = found.entry(phrase).or_insert(0.0);
+                if q > *slot {
+                    *slot = q;
+                }
+            }
+        };
+        let chars = word.chars();
+        if chars < MIN_CONCEPT_WORD_CHARS {
+            return Vec::new();
+        }
+        if let Some(i) = self.words.get(&word.folded) {
+            note(&self.word_entries[i as usize], quality::EXACT);
+        }
+        for stem in &word.stems {
+            if let Some(entry) = self.stems.get(stem) {
+                note(entry, quality::STEM);
+            }
+        }
+        if found.is_empty() {
+            self.fuzzy(word, &mut note);
+        }
+        if found.is_empty() && chars >= MIN_COMPOUND_CHARS {
+            for part in self.parts.find_overlapping_iter(word.folded.as_str()) {
+                let entry = &self.part_entries[part.pattern().as_usize()];
+                // A part that is the whole word was already looked up.
+                if part.end() - part.start() < word.folded.len() {
+                    note(entry, quality::COMPOUND_PART);
+                }
+            }
+        }
+        if found.is_empty()
+            && let Some(prefix) = query_prefix(&word.folded)
+            && prefix.len() >= 5
+        {
+            let mut stream = self.words.range().ge(prefix).into_stream();
+            while let Some((key, i)) = stream.next() {
+                if !key.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                note(&self.word_entries[i as usize], quality::PREFIX);
+            }
+        }
+        found.into_iter().collect()
+    }
+
+    fn fuzzy(&self, word: &QueryWord, note: &mut impl FnMut(&Entry, f32)) {
+        let distance = fuzzy_distance(word.chars());
+        if distance == 0 {
+            return;
+        }
+        let term = Term::from_field_text(self.fuzzy_field, &word.folded);
+        let Ok(automaton) = FuzzyTermQuery::new(term, distance, true).automaton() else {
+            return;
+        };
+        let mut stream = self.words.search(automaton).into_stream();
+        while let Some((key, i)) = stream.next() {
+            let q = if edit_distance(key, word.folded.as_bytes()) <= 1 {
+                quality::FUZZY_1
+            } else {
+                quality::FUZZY_2
+            };
+            note(&self.word_entries[i as usize], q);
+        }
+    }
+
+    /// Interprets the words of a query: which competences each stands for and
+    /// which countries the query names.
+    pub(crate) fn interpret(&self, words: &[QueryWord]) -> Interpretation {
+        // phrase → (query word → quality)
+        let mut by_phrase: HashMap<u32, Vec<(usize, f32)>> = HashMap::new();
+        for (w, word) in words.iter().enumerate() {
+            for (phrase, q) in self.phrase_matches(word) {
+                by_phrase.entry(phrase).or_default().push((w, q));
+            }
+        }
+        // concept → best (weight, words of that phrase)
+        let mut by_concept: HashMap<u32, (f32, Vec<(usize, f32)>)> = HashMap::new();
+        for (phrase, matched) in by_phrase {
+            let info = &self.phrases[phrase as usize];
+            let sum: f32 = matched.iter().map(|(_, q)| q).sum();
+            let weight = (sum / f32::from(info.content_words)).min(1.0);
+            let slot = by_concept
+                .entry(info.concept)
+                .or_insert((0.0, Vec::new()));
+            if weight > slot.0 {
+                *slot = (weight, matched);
+            }
+        }
+
+        let mut interpretation = Interpretation {
+            competences: vec![Vec::new(); words.len()],
+            countries: Vec::new(),
+        };
+        let mut concepts: Vec<(u32, (f32, Vec<(usize, f32)>))> = by_concept.into_iter().collect();
+        concepts.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then(a.0.cmp(&b.0)));
+        for (concept, (weight, matched)) in concepts {
+            match &self.concepts[concept as usize].kind {
+                ConceptKind::Country(country) => {
+                    if weight >= 0.99 && matched.iter().all(|(_, q)| *q >= quality::COUNTRY_MIN) {
+                        let mut indices: Vec<usize> = matched.iter().map(|(w, _)| *w).collect();
+                        indices.sort_unstable();
+                        interpretation.countries.push((*country, indices));
+                    }
+                }
+                ConceptKind::Competence(_) => {
+                    if weight < MIN_CONCEPT_WEIGHT {
+                        continue;
+                    }
+                    for (w, _) in matched {
+                        let list = &mut interpretation.competences[w];
+                        if list.len() < MAX_CONCEPTS_PER_QUERY_WORD {
+                            list.push((concept, weight));
+                        }
+                    }
+                }
+            }
+        }
+        interpretation
+    }
+}
+
+fn add(map: &mut HashMap<String, Entry>, word: &str, phrase: u32) {
+    let entry = map.entry(word.to_owned()).or_default();
+    if entry.phrases.last() != Some(&phrase) {
+        entry.phrases.push(phrase);
+    }
+}
+
+/// How many edits a word of `chars` characters may be away from what it
+/// matches: none below 4 characters, one up to 7, two from 8 on.
+pub(crate) fn fuzzy_distance(chars: usize) -> u8 {
+    match chars {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// Optimal string alignment distance (Levenshtein with adjacent
+/// transpositions), on bytes of folded (ASCII) words.
+pub(crate) fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut prev2 = vec![0usize; m + 1];
+    let mut prev: Vec<usize> = (0..=m).collect();
+    let mut cur = vec![0usize; m + 1];
+    for i in 1..=n {
+        cur[0] = i;
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(prev2[j - 2] + 1);
+            }
+            cur[j] = best;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[m]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_transpositions_as_one() {
+        assert_eq!(edit_distance(b"valvira", b"valvria"), 1);
+        assert_eq!(edit_distance(b"medicos", b"medcos"), 1);
+        assert_eq!(edit_distance(b"lekarska", b"lekarskej"), 2);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+    }
+
+    #[test]
+    fn fuzzy_distance_grows_with_length() {
+        assert_eq!(fuzzy_distance(3), 0);
+        assert_eq!(fuzzy_distance(5), 1);
+        assert_eq!(fuzzy_distance(9), 2);
+    }
+}
