@@ -14,11 +14,17 @@
 //! assert_eq!(pt.native_names()[0], (Language::Pt, "Portugal"));
 //! ```
 
+mod catalogue;
 mod country;
 mod ids;
 mod language;
 mod roles;
 
+pub use catalogue::{
+    AnswerError, AnswerType, AnswerValue, AreaKey, Catalogue, CatalogueError, ChoiceOption,
+    InvalidKey, Labels, LegislativeArea, Procedure, ProcedureKey, ProcedureKind, Profession,
+    ProfessionKey, Question, QuestionGroup, QuestionKey, QuestionSet, QuestionSetKey,
+};
 pub use country::{Country, UnknownCountry};
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
 pub use language::{Language, UnknownLanguage};
