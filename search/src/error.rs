@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory could not be created, read or cleared.
-    #[error("cannot use the search index directory {path}: {source}; check that it exists and is writable")]
+    #[error(
+        "cannot use the search index directory {path}: {source}; check that it exists and is writable"
+    )]
     Directory {
         /// The index directory.
         path: PathBuf,
@@ -97,7 +99,9 @@ pub enum RebuildError {
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// The requested page is out of the supported range.
-    #[error("a page may hold at most {max} results and start before result {max_offset}; asked for {limit} from {offset}")]
+    #[error(
+        "a page may hold at most {max} results and start before result {max_offset}; asked for {limit} from {offset}"
+    )]
     Paging {
         /// The offset asked for.
         offset: usize,
@@ -117,6 +121,8 @@ pub enum SearchError {
         max: usize,
     },
     /// Tantivy failed while searching (a damaged index file, for instance).
-    #[error("the search failed: {0}; if this persists, delete the search index directory so it is rebuilt")]
+    #[error(
+        "the search failed: {0}; if this persists, delete the search index directory so it is rebuilt"
+    )]
     Index(#[from] tantivy::TantivyError),
 }

@@ -83,7 +83,6 @@ pub struct RebuildReport {
 /// Thread-safe: searches run concurrently; writes are serialised. Changes
 /// become visible to searches when [`SearchIndex::commit`] returns.
 pub struct SearchIndex {
-    index: Index,
     fields: Fields,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
@@ -267,7 +266,6 @@ impl SearchIndex {
         }
         let concept_by_term = vocabulary.competence_terms();
         Ok(SearchIndex {
-            index,
             fields,
             reader,
             writer: Mutex::new(writer),
@@ -376,8 +374,10 @@ impl SearchIndex {
         self.reader.reload().map_err(CommitError::from)?;
         if let Some(path) = &self.path {
             let marker = path.join(VERSION_FILE);
-            fs::write(&marker, expected_marker())
-                .map_err(|source| CommitError::Marker { path: marker, source })?;
+            fs::write(&marker, expected_marker()).map_err(|source| CommitError::Marker {
+                path: marker,
+                source,
+            })?;
         }
         if let Ok(mut reason) = self.rebuild.lock() {
             *reason = None;
@@ -670,8 +670,7 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(found.len());
         for (score, address) in found {
             let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(hit) =
-                self.hit(&doc, score, query.language, &markers, &queried, analyzers)
+            if let Some(hit) = self.hit(&doc, score, query.language, &markers, &queried, analyzers)
             {
                 hits.push(hit);
             }
@@ -718,34 +717,40 @@ impl SearchIndex {
             .flatten()
             .unwrap_or(language);
 
-        let mut best: Option<(Snippet, usize)> = None;
-        let mut consider = |candidate: (Snippet, usize), preferred: bool| {
-            let better = match &best {
-                None => true,
-                Some((_, count)) => candidate.1 > *count || (candidate.1 == *count && preferred),
-            };
-            if better {
-                best = Some(candidate);
-            }
-        };
         // The display name first, so that it wins ties.
+        let mut best: Option<(Snippet, usize)> = None;
         consider(
-            snippet(analyzers, &display_name, languages.get(display).copied().flatten(), markers),
-            true,
+            &mut best,
+            snippet(
+                analyzers,
+                &display_name,
+                languages.get(display).copied().flatten(),
+                markers,
+            ),
         );
         for (i, name) in names.iter().enumerate() {
             if i != display {
                 consider(
-                    snippet(analyzers, name, languages.get(i).copied().flatten(), markers),
-                    false,
+                    &mut best,
+                    snippet(
+                        analyzers,
+                        name,
+                        languages.get(i).copied().flatten(),
+                        markers,
+                    ),
                 );
             }
         }
         if best.as_ref().is_some_and(|(_, count)| *count == 0) {
             for other in doc.get_all(f.other).filter_map(|v| v.as_str()) {
-                let candidate = snippet(analyzers, other, languages.first().copied().flatten(), markers);
+                let candidate = snippet(
+                    analyzers,
+                    other,
+                    languages.first().copied().flatten(),
+                    markers,
+                );
                 if candidate.1 > 0 {
-                    consider(candidate, false);
+                    consider(&mut best, candidate);
                 }
             }
         }
@@ -778,6 +783,13 @@ impl SearchIndex {
             snippet,
             competences,
         })
+    }
+}
+
+/// Keeps the snippet with the most marked words; the first wins ties.
+fn consider(best: &mut Option<(Snippet, usize)>, candidate: (Snippet, usize)) {
+    if best.as_ref().is_none_or(|(_, count)| candidate.1 > *count) {
+        *best = Some(candidate);
     }
 }
 
@@ -819,8 +831,6 @@ fn query_words(analyzers: &mut Analyzers, text: &str) -> Vec<QueryWord> {
                 })
                 .unwrap_or_default();
             QueryWord {
-                start: word.start,
-                end: word.end,
                 folded: word.folded,
                 stems,
             }

@@ -77,10 +77,7 @@ fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
             .iter()
             .map(|stem| term_query(fields.name_stem, stem, IndexRecordOption::WithFreqs))
             .collect();
-        routes.push(boosted(
-            Box::new(DisjunctionMaxQuery::new(stems)),
-            W_STEM,
-        ));
+        routes.push(boosted(Box::new(DisjunctionMaxQuery::new(stems)), W_STEM));
         let other_stems = word
             .stems
             .iter()

@@ -77,17 +77,6 @@ impl Competence {
             Competence::Profession(key) => format!("profession:{key}"),
         }
     }
-
-    /// Parses an index term back.
-    pub(crate) fn from_index_term(term: &str) -> Option<Competence> {
-        let (kind, key) = term.split_once(':')?;
-        match kind {
-            "area" => key.parse().ok().map(Competence::Area),
-            "procedure" => key.parse().ok().map(Competence::Procedure),
-            "profession" => key.parse().ok().map(Competence::Profession),
-            _ => None,
-        }
-    }
 }
 
 /// What a concept stands for.
@@ -119,10 +108,6 @@ struct Phrase {
 /// A word of a query with the forms it is looked up by.
 #[derive(Debug, Clone)]
 pub(crate) struct QueryWord {
-    /// Byte range in the query text.
-    pub(crate) start: usize,
-    /// End of the byte range.
-    pub(crate) end: usize,
     /// Lower case, Latin, no diacritics.
     pub(crate) folded: String,
     /// Tagged stems in every stemmed language, without duplicates.
@@ -303,9 +288,8 @@ impl Vocabulary {
             .filter(|(_, concepts)| concepts.len() > MAX_CONCEPTS_PER_WORD)
             .map(|(word, _)| word.to_owned())
             .collect();
-        let meaningful = |word: &str| {
-            word.chars().count() >= MIN_CONCEPT_WORD_CHARS && !common.contains(word)
-        };
+        let meaningful =
+            |word: &str| word.chars().count() >= MIN_CONCEPT_WORD_CHARS && !common.contains(word);
 
         let mut phrases = Vec::with_capacity(analyzed.len());
         let mut words: HashMap<String, Entry> = HashMap::new();
@@ -380,41 +364,34 @@ impl Vocabulary {
 
     /// Whether the folded word or one of its stems is a vocabulary word.
     pub(crate) fn knows(&self, word: &QueryWord) -> bool {
-        self.words.contains_key(&word.folded) || word.stems.iter().any(|s| self.stems.contains_key(s))
+        self.words.contains_key(&word.folded)
+            || word.stems.iter().any(|s| self.stems.contains_key(s))
     }
 
     /// The phrases a query word matches, with how well.
     fn phrase_matches(&self, word: &QueryWord) -> Vec<(u32, f32)> {
         let mut found: HashMap<u32, f32> = HashMap::new();
-        let mut note = |entry: &Entry, q: f32| {
-            for &phrase in &entry.phrases {
-                let slot = found.entry(phrase).or_insert(0.0);
-                if q > *slot {
-                    *slot = q;
-                }
-            }
-        };
         let chars = word.chars();
         if chars < MIN_CONCEPT_WORD_CHARS {
             return Vec::new();
         }
         if let Some(i) = self.words.get(&word.folded) {
-            note(&self.word_entries[i as usize], quality::EXACT);
+            note(&mut found, &self.word_entries[i as usize], quality::EXACT);
         }
         for stem in &word.stems {
             if let Some(entry) = self.stems.get(stem) {
-                note(entry, quality::STEM);
+                note(&mut found, entry, quality::STEM);
             }
         }
         if found.is_empty() {
-            self.fuzzy(word, &mut note);
+            self.fuzzy(word, &mut found);
         }
         if found.is_empty() && chars >= MIN_COMPOUND_CHARS {
             for part in self.parts.find_overlapping_iter(word.folded.as_str()) {
                 let entry = &self.part_entries[part.pattern().as_usize()];
                 // A part that is the whole word was already looked up.
                 if part.end() - part.start() < word.folded.len() {
-                    note(entry, quality::COMPOUND_PART);
+                    note(&mut found, entry, quality::COMPOUND_PART);
                 }
             }
         }
@@ -427,13 +404,13 @@ impl Vocabulary {
                 if !key.starts_with(prefix.as_bytes()) {
                     break;
                 }
-                note(&self.word_entries[i as usize], quality::PREFIX);
+                note(&mut found, &self.word_entries[i as usize], quality::PREFIX);
             }
         }
         found.into_iter().collect()
     }
 
-    fn fuzzy(&self, word: &QueryWord, note: &mut impl FnMut(&Entry, f32)) {
+    fn fuzzy(&self, word: &QueryWord, found: &mut HashMap<u32, f32>) {
         let distance = fuzzy_distance(word.chars());
         if distance == 0 {
             return;
@@ -449,7 +426,7 @@ impl Vocabulary {
             } else {
                 quality::FUZZY_2
             };
-            note(&self.word_entries[i as usize], q);
+            note(found, &self.word_entries[i as usize], q);
         }
     }
 
@@ -469,9 +446,7 @@ impl Vocabulary {
             let info = &self.phrases[phrase as usize];
             let sum: f32 = matched.iter().map(|(_, q)| q).sum();
             let weight = (sum / f32::from(info.content_words)).min(1.0);
-            let slot = by_concept
-                .entry(info.concept)
-                .or_insert((0.0, Vec::new()));
+            let slot = by_concept.entry(info.concept).or_insert((0.0, Vec::new()));
             if weight > slot.0 {
                 *slot = (weight, matched);
             }
@@ -506,6 +481,17 @@ impl Vocabulary {
             }
         }
         interpretation
+    }
+}
+
+/// Records that the phrases of `entry` matched with quality `q`, keeping the
+/// best quality per phrase.
+fn note(found: &mut HashMap<u32, f32>, entry: &Entry, q: f32) {
+    for &phrase in &entry.phrases {
+        let slot = found.entry(phrase).or_insert(0.0);
+        if q > *slot {
+            *slot = q;
+        }
     }
 }
 
