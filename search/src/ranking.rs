@@ -7,14 +7,14 @@
 //! |---|---|---|
 //! | same folded word in a name | `name` | BM25 × 3 |
 //! | same stem in the name's language | `name_stem` | BM25 × 2.5 |
-//! | a competence the word stands for | `competence` | BM25 × 3 × concept weight |
+//! | a competence the word stands for | `competence` | (6 + BM25 × 0.2) × concept weight |
 //! | the word's prefix starts a name word | `name_prefix` | BM25 × 1.2 |
 //! | 1–2 edits from a name word (unknown words only) | `name` | 4 |
 //! | free-text competences, city, region | `other`, `other_stem` | BM25 × 1 / 0.8 |
 //!
 //! A query that equals a whole name (after folding) adds 30, so exact names
-//! come first; competence matches come next, since they weigh as much as
-//! name words. Words of three characters or more are all required; when
+//! come first; competence matches come next, since they weigh about as much
+//! as a rare name word; authorities get 0.5 more than registers. Words of three characters or more are all required; when
 //! nothing matches them all, any one will do.
 
 use tantivy::Term;
@@ -25,13 +25,16 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 
 use crate::analysis::query_prefix;
+use crate::entry::EntryKind;
 use crate::query::Filters;
 use crate::schema::Fields;
 use crate::vocabulary::{Competence, QueryWord, fuzzy_distance};
 
 const W_NAME: f32 = 3.0;
 const W_STEM: f32 = 2.5;
-const W_COMPETENCE: f32 = 3.0;
+const W_COMPETENCE: f32 = 6.0;
+const W_COMPETENCE_BM25: f32 = 0.2;
+const W_AUTHORITY: f32 = 0.5;
 const W_PREFIX: f32 = 1.2;
 const W_FUZZY: f32 = 4.0;
 const W_OTHER: f32 = 1.0;
@@ -99,10 +102,21 @@ fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
         W_OTHER,
     ));
     for (term, weight) in &planned.competences {
-        routes.push(boosted(
-            term_query(fields.competence, term, IndexRecordOption::WithFreqs),
+        // How well the word matched the competence decides; BM25 (which
+        // favours rare competences and entries with few of them) only breaks
+        // ties.
+        let matched = Box::new(ConstScoreQuery::new(
+            term_query(fields.competence, term, IndexRecordOption::Basic),
             W_COMPETENCE * weight,
         ));
+        let tie_break = boosted(
+            term_query(fields.competence, term, IndexRecordOption::WithFreqs),
+            W_COMPETENCE_BM25 * weight,
+        );
+        routes.push(Box::new(BooleanQuery::new(vec![
+            (Occur::Must, matched as Box<dyn Query>),
+            (Occur::Should, tie_break),
+        ])));
     }
     let distance = fuzzy_distance(word.chars());
     if !planned.known && distance > 0 {
@@ -143,16 +157,24 @@ pub(crate) fn text_query(
         let occur = if required { Occur::Must } else { Occur::Should };
         clauses.push((occur, word_query(fields, planned)));
     }
-    let mut scoring: Vec<(Occur, Box<dyn Query>)> = exact_names
-        .iter()
-        .map(|name| {
-            let exact = term_query(fields.name_exact, name, IndexRecordOption::Basic);
-            (
-                Occur::Should,
-                Box::new(ConstScoreQuery::new(exact, W_EXACT_NAME)) as Box<dyn Query>,
-            )
-        })
-        .collect();
+    // Officials mostly look for someone to ask: authorities before registers
+    // when all else is equal.
+    let authority = term_query(
+        fields.kind,
+        EntryKind::Authority.as_str(),
+        IndexRecordOption::Basic,
+    );
+    let mut scoring: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Should,
+        Box::new(ConstScoreQuery::new(authority, W_AUTHORITY)),
+    )];
+    scoring.extend(exact_names.iter().map(|name| {
+        let exact = term_query(fields.name_exact, name, IndexRecordOption::Basic);
+        (
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(exact, W_EXACT_NAME)) as Box<dyn Query>,
+        )
+    }));
     if clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
         clauses.append(&mut scoring);
         Some(Box::new(BooleanQuery::new(clauses)))

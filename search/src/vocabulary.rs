@@ -25,6 +25,8 @@ use tantivy_fst::{IntoStreamer, Map, Streamer};
 
 use crate::analysis::{Analyzers, query_prefix};
 
+/// Stems shorter than this (in characters) match less surely.
+const MIN_SURE_STEM_CHARS: usize = 5;
 /// Words shorter than this (in characters) never stand for a concept.
 const MIN_CONCEPT_WORD_CHARS: usize = 3;
 /// A word or stem found in the phrases of more concepts than this is a
@@ -45,6 +47,9 @@ pub(crate) mod quality {
     pub(crate) const EXACT: f32 = 1.0;
     /// Same stem in the phrase's language.
     pub(crate) const STEM: f32 = 0.9;
+    /// Same stem, but a stem of fewer than `MIN_SURE_STEM_CHARS` characters,
+    /// which many unrelated words share (Polish `danych` and `Dania`).
+    pub(crate) const SHORT_STEM: f32 = 0.7;
     /// One edit away.
     pub(crate) const FUZZY_1: f32 = 0.75;
     /// Two edits away.
@@ -380,7 +385,13 @@ impl Vocabulary {
         }
         for stem in &word.stems {
             if let Some(entry) = self.stems.get(stem) {
-                note(&mut found, entry, quality::STEM);
+                let bare = stem.split_once(':').map_or(stem.as_str(), |(_, bare)| bare);
+                let q = if bare.chars().count() < MIN_SURE_STEM_CHARS {
+                    quality::SHORT_STEM
+                } else {
+                    quality::STEM
+                };
+                note(&mut found, entry, q);
             }
         }
         if found.is_empty() {
@@ -440,15 +451,20 @@ impl Vocabulary {
                 by_phrase.entry(phrase).or_default().push((w, q));
             }
         }
-        // concept → best (weight, words of that phrase)
-        let mut by_concept: HashMap<u32, (f32, Vec<(usize, f32)>)> = HashMap::new();
+        // concept → best (weight, whether every content word matched, words)
+        let mut by_concept: HashMap<u32, ConceptMatch> = HashMap::new();
         for (phrase, matched) in by_phrase {
             let info = &self.phrases[phrase as usize];
             let sum: f32 = matched.iter().map(|(_, q)| q).sum();
             let weight = (sum / f32::from(info.content_words)).min(1.0);
-            let slot = by_concept.entry(info.concept).or_insert((0.0, Vec::new()));
-            if weight > slot.0 {
-                *slot = (weight, matched);
+            let complete = matched.len() >= usize::from(info.content_words);
+            let slot = by_concept.entry(info.concept).or_default();
+            if weight > slot.weight {
+                *slot = ConceptMatch {
+                    weight,
+                    complete,
+                    words: matched,
+                };
             }
         }
 
@@ -456,12 +472,18 @@ impl Vocabulary {
             competences: vec![Vec::new(); words.len()],
             countries: Vec::new(),
         };
-        let mut concepts: Vec<(u32, (f32, Vec<(usize, f32)>))> = by_concept.into_iter().collect();
-        concepts.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then(a.0.cmp(&b.0)));
-        for (concept, (weight, matched)) in concepts {
+        let mut concepts: Vec<(u32, ConceptMatch)> = by_concept.into_iter().collect();
+        concepts.sort_by(|a, b| b.1.weight.total_cmp(&a.1.weight).then(a.0.cmp(&b.0)));
+        for (concept, found) in concepts {
+            let ConceptMatch {
+                weight,
+                complete,
+                words: matched,
+            } = found;
             match &self.concepts[concept as usize].kind {
                 ConceptKind::Country(country) => {
-                    if weight >= 0.99 && matched.iter().all(|(_, q)| *q >= quality::COUNTRY_MIN) {
+                    // Every word of the name, each matched closely.
+                    if complete && matched.iter().all(|(_, q)| *q >= quality::COUNTRY_MIN) {
                         let mut indices: Vec<usize> = matched.iter().map(|(w, _)| *w).collect();
                         indices.sort_unstable();
                         interpretation.countries.push((*country, indices));
@@ -482,6 +504,17 @@ impl Vocabulary {
         }
         interpretation
     }
+}
+
+/// The best phrase match of a concept.
+#[derive(Default)]
+struct ConceptMatch {
+    /// Sum of word qualities over the phrase's content words, at most 1.
+    weight: f32,
+    /// Whether as many query words matched as the phrase has content words.
+    complete: bool,
+    /// The query words that matched, with their quality.
+    words: Vec<(usize, f32)>,
 }
 
 /// Records that the phrases of `entry` matched with quality `q`, keeping the
