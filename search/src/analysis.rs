@@ -439,8 +439,7 @@ pub(crate) fn query_prefix(folded: &str) -> Option<&str> {
     Some(&folded[..end])
 }
 
-fn base() -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer + Clone + Send + Sync + 'static>
-{
+fn base() -> tantivy::tokenizer::TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .filter(LowerCaser)

@@ -4,6 +4,7 @@ use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -159,13 +160,38 @@ fn clear_index_dir(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Opens the index in `path` as it is, checking that it can be read.
+/// Every file footer of Tantivy is at least this long; shorter files make
+/// Tantivy 0.27 panic while reading the footer, so they are caught first.
+const MIN_SEGMENT_FILE_BYTES: u64 = 8;
+
+/// Opens the index in `path` as it is, checking that it can be read: its
+/// schema is this build's, every segment file is whole (checksums) and every
+/// segment opens. A panic inside Tantivy on damaged data counts as damage.
 fn open_existing(path: &Path, schema: &tantivy::schema::Schema) -> Result<Index, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| check_and_open(path, schema)))
+        .unwrap_or_else(|_| Err("reading it panicked".to_owned()))
+}
+
+fn check_and_open(path: &Path, schema: &tantivy::schema::Schema) -> Result<Index, String> {
     let index = Index::open_in_dir(path).map_err(|e| e.to_string())?;
     if index.schema() != *schema {
         return Err("its fields differ from this build's".to_owned());
     }
-    // Opening every segment reads its files' footers.
+    let metas = index.load_metas().map_err(|e| e.to_string())?;
+    for file in metas.list_segment_files() {
+        match fs::metadata(path.join(&file)) {
+            Ok(meta) if meta.len() < MIN_SEGMENT_FILE_BYTES => {
+                return Err(format!("{} is truncated", file.display()));
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => return Err(format!("{}: {err}", file.display())),
+        }
+    }
+    let damaged = index.validate_checksum().map_err(|e| e.to_string())?;
+    if let Some(file) = damaged.iter().next() {
+        return Err(format!("{} fails its checksum", file.display()));
+    }
     index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
