@@ -78,11 +78,6 @@ pub struct DirectoryEntry {
 }
 
 impl DirectoryEntry {
-    /// The language of the entry's own free text: its first name's language.
-    pub(crate) fn primary_language(&self) -> Option<Language> {
-        self.names.first().map(|(language, _)| *language)
-    }
-
     /// Checks what the index relies on: a usable id and at least one name.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         if self.id.trim().is_empty() {

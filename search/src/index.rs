@@ -19,7 +19,9 @@ use tantivy::{
 };
 use tracing::{debug, info, warn};
 
-use crate::analysis::{Analyzers, FOLDED, PREFIXES, folded_analyzer, prefix_analyzer};
+use crate::analysis::{
+    Analyzers, FOLDED, PREFIXES, folded_analyzer, prefix_analyzer, query_prefix,
+};
 use crate::entry::{DirectoryEntry, EntryKind};
 use crate::error::{CommitError, OpenError, RebuildError, SearchError, WriteError};
 use crate::highlight::{Marker, snippet};
@@ -27,9 +29,11 @@ use crate::query::{
     Facets, Hit, MAX_LIMIT, MAX_OFFSET, MAX_TEXT_BYTES, MAX_WORDS, MatchedCompetence, Query,
     SearchResults, Snippet,
 };
-use crate::ranking::{PlannedWord, Strictness, filter_query, text_query};
+use crate::ranking::{
+    MIN_REQUIRED_CHARS, PlannedWord, Strictness, WordTerms, filter_query, text_query,
+};
 use crate::schema::{self, Fields, SCHEMA_VERSION};
-use crate::vocabulary::{Competence, ConceptKind, Interpretation, QueryWord, Vocabulary};
+use crate::vocabulary::{Competence, ConceptKind, QueryWord, Vocabulary};
 
 /// The file next to the index that records its schema version.
 pub const VERSION_FILE: &str = "imi-search.version";
@@ -276,7 +280,7 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| index_error(&where_, e))?;
-        let vocabulary = Vocabulary::new(catalogue, fields.name);
+        let vocabulary = Vocabulary::new(catalogue);
         let mut implied_areas = HashMap::new();
         for procedure in catalogue.procedures() {
             implied_areas.insert(
@@ -452,7 +456,6 @@ impl SearchIndex {
                 );
             }
         }
-        let language = entry.primary_language();
         let others = entry
             .other_competences
             .iter()
@@ -460,18 +463,6 @@ impl SearchIndex {
             .chain(entry.region.iter());
         for text in others {
             doc.add_text(f.other, text);
-            if let Some(language) = language {
-                let stems = analyzers.stems_in(language, text);
-                if !stems.is_empty() {
-                    doc.add_pre_tokenized_text(
-                        f.other_stem,
-                        PreTokenizedString {
-                            text: text.clone(),
-                            tokens: stems,
-                        },
-                    );
-                }
-            }
         }
         if let Some(city) = &entry.city {
             doc.add_text(f.city, city);
@@ -537,12 +528,36 @@ impl SearchIndex {
             }
         }
 
-        let known: Vec<bool> = words
+        let terms: Vec<WordTerms> = words
             .iter()
-            .map(|word| self.knows(&searcher, word))
+            .map(|word| self.word_terms(&searcher, word))
             .collect::<Result<_, _>>()?;
+        let competences: Vec<Vec<(u32, f32)>> = interpretation
+            .competences
+            .iter()
+            .map(|list| {
+                let mut existing = Vec::with_capacity(list.len());
+                for &(concept, weight) in list {
+                    let term = &self.vocabulary.concept(concept).term;
+                    if searcher.doc_freq(&Term::from_field_text(self.fields.competence, term))? > 0 {
+                        existing.push((concept, weight));
+                    }
+                }
+                Ok(existing)
+            })
+            .collect::<Result<_, SearchError>>()?;
+        let required = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| !country_words.contains(i) && w.chars() >= MIN_REQUIRED_CHARS)
+            .count();
 
-        let mut attempts = vec![(Strictness::AllWords, true), (Strictness::AnyWord, true)];
+        // Every word first; any word when that finds nothing (pointless with
+        // one word); without the country filter when that still finds nothing.
+        let mut attempts = vec![(Strictness::AllWords, true)];
+        if required > 1 {
+            attempts.push((Strictness::AnyWord, true));
+        }
         if !countries_in_text.is_empty() {
             attempts.push((Strictness::AnyWord, false));
         }
@@ -550,8 +565,8 @@ impl SearchIndex {
         for (strictness, use_countries) in attempts {
             let plan = Plan {
                 words: &words,
-                interpretation: &interpretation,
-                known: &known,
+                competences: &competences,
+                terms: &terms,
                 skip: if use_countries {
                     &country_words
                 } else {
@@ -590,22 +605,32 @@ impl SearchIndex {
         })
     }
 
-    fn knows(&self, searcher: &Searcher, word: &QueryWord) -> Result<bool, SearchError> {
-        if self.vocabulary.knows(word) {
-            return Ok(true);
-        }
+    /// Which index terms of `word` exist, and whether it is unknown.
+    fn word_terms(&self, searcher: &Searcher, word: &QueryWord) -> Result<WordTerms, SearchError> {
         let f = &self.fields;
-        if searcher.doc_freq(&Term::from_field_text(f.name, &word.folded))? > 0
-            || searcher.doc_freq(&Term::from_field_text(f.other, &word.folded))? > 0
-        {
-            return Ok(true);
-        }
+        let exists = |field, text: &str| -> Result<bool, SearchError> {
+            Ok(searcher.doc_freq(&Term::from_field_text(field, text))? > 0)
+        };
+        let mut terms = WordTerms {
+            name: exists(f.name, &word.folded)?,
+            other: exists(f.other, &word.folded)?,
+            ..WordTerms::default()
+        };
         for stem in &word.stems {
-            if searcher.doc_freq(&Term::from_field_text(f.name_stem, stem))? > 0 {
-                return Ok(true);
+            if exists(f.name_stem, stem)? {
+                terms.stems.push(stem.clone());
             }
         }
-        Ok(false)
+        if let Some(prefix) = query_prefix(&word.folded)
+            && exists(f.name_prefix, prefix)?
+        {
+            terms.prefix = Some(prefix.to_owned());
+        }
+        terms.fuzzy = !(terms.name
+            || terms.other
+            || !terms.stems.is_empty()
+            || self.vocabulary.knows(word));
+        Ok(terms)
     }
 
     fn run(
@@ -621,14 +646,14 @@ impl SearchIndex {
             if plan.skip.contains(&i) {
                 continue;
             }
-            let competences = plan.interpretation.competences[i]
+            let competences = plan.competences[i]
                 .iter()
                 .map(|(concept, weight)| (self.vocabulary.concept(*concept).term.as_str(), *weight))
                 .collect();
             planned.push(PlannedWord {
                 word,
+                terms: &plan.terms[i],
                 competences,
-                known: plan.known[i],
             });
         }
         let exact_names = exact_names(plan.words, plan.skip);
@@ -676,7 +701,6 @@ impl SearchIndex {
         );
 
         let queried: HashSet<u32> = plan
-            .interpretation
             .competences
             .iter()
             .enumerate()
@@ -690,7 +714,7 @@ impl SearchIndex {
             .filter(|(i, _)| !plan.skip.contains(i))
             .map(|(i, word)| Marker {
                 word,
-                fuzzy: !plan.known[i],
+                fuzzy: plan.terms[i].fuzzy,
             })
             .collect();
         let mut hits = Vec::with_capacity(found.len());
@@ -822,8 +846,9 @@ fn consider(best: &mut Option<(Snippet, usize)>, candidate: (Snippet, usize)) {
 /// One attempt at a search.
 struct Plan<'a> {
     words: &'a [QueryWord],
-    interpretation: &'a Interpretation,
-    known: &'a [bool],
+    /// Per word, the competence concepts it stands for that some entry has.
+    competences: &'a [Vec<(u32, f32)>],
+    terms: &'a [WordTerms],
     /// Words left out of the text query (they named a country).
     skip: &'a HashSet<usize>,
     /// Countries named by the text, applied as a filter.

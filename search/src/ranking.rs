@@ -10,7 +10,7 @@
 //! | a competence the word stands for | `competence` | (6 + BM25 × 0.2) × concept weight |
 //! | the word's prefix starts a name word | `name_prefix` | BM25 × 1.2 |
 //! | 1–2 edits from a name word (unknown words only) | `name` | 4 |
-//! | free-text competences, city, region | `other`, `other_stem` | BM25 × 1 / 0.8 |
+//! | free-text competences, city, region | `other` | BM25 × 1 |
 //!
 //! A query that equals a whole name (after folding) adds 30, so exact names
 //! come first; competence matches come next, since they weigh about as much
@@ -19,12 +19,12 @@
 
 use tantivy::Term;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur,
+    Query,
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 
-use crate::analysis::query_prefix;
 use crate::entry::EntryKind;
 use crate::query::Filters;
 use crate::schema::Fields;
@@ -38,12 +38,11 @@ const W_AUTHORITY: f32 = 0.5;
 const W_PREFIX: f32 = 1.2;
 const W_FUZZY: f32 = 4.0;
 const W_OTHER: f32 = 1.0;
-const W_OTHER_STEM: f32 = 0.8;
 const W_EXACT_NAME: f32 = 30.0;
 const TIE_BREAKER: f32 = 0.1;
 
 /// Words shorter than this are optional.
-const MIN_REQUIRED_CHARS: usize = 3;
+pub(crate) const MIN_REQUIRED_CHARS: usize = 3;
 
 fn term_query(field: Field, text: &str, option: IndexRecordOption) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_text(field, text), option))
@@ -57,50 +56,61 @@ fn best_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     Box::new(DisjunctionMaxQuery::with_tie_breaker(queries, TIE_BREAKER))
 }
 
+/// The index terms through which a query word can match, looked up once per
+/// search: terms missing from the index are left out of the query.
+#[derive(Debug, Default)]
+pub(crate) struct WordTerms {
+    /// The folded word is a name word.
+    pub(crate) name: bool,
+    /// Tagged stems that are stems of name words.
+    pub(crate) stems: Vec<String>,
+    /// The word's prefix, when it starts a name word.
+    pub(crate) prefix: Option<String>,
+    /// The folded word occurs in free-text competences, city or region.
+    pub(crate) other: bool,
+    /// Neither the index nor the vocabulary knows the word: match it fuzzily.
+    pub(crate) fuzzy: bool,
+}
+
 /// A query word ready for planning.
 pub(crate) struct PlannedWord<'a> {
     pub(crate) word: &'a QueryWord,
+    pub(crate) terms: &'a WordTerms,
     /// Index terms of the competences the word stands for, with weights.
     pub(crate) competences: Vec<(&'a str, f32)>,
-    /// Whether the index or the vocabulary knows the word as it is; unknown
-    /// words are also matched fuzzily.
-    pub(crate) known: bool,
 }
 
 /// The routes of one word.
 fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
     let word = planned.word;
-    let mut routes = vec![boosted(
-        term_query(fields.name, &word.folded, IndexRecordOption::WithFreqs),
-        W_NAME,
-    )];
-    if !word.stems.is_empty() {
-        let stems = word
+    let terms = planned.terms;
+    let mut routes = Vec::new();
+    if terms.name {
+        routes.push(boosted(
+            term_query(fields.name, &word.folded, IndexRecordOption::WithFreqs),
+            W_NAME,
+        ));
+    }
+    if !terms.stems.is_empty() {
+        let stems = terms
             .stems
             .iter()
             .map(|stem| term_query(fields.name_stem, stem, IndexRecordOption::WithFreqs))
             .collect();
         routes.push(boosted(Box::new(DisjunctionMaxQuery::new(stems)), W_STEM));
-        let other_stems = word
-            .stems
-            .iter()
-            .map(|stem| term_query(fields.other_stem, stem, IndexRecordOption::WithFreqs))
-            .collect();
-        routes.push(boosted(
-            Box::new(DisjunctionMaxQuery::new(other_stems)),
-            W_OTHER_STEM,
-        ));
     }
-    if let Some(prefix) = query_prefix(&word.folded) {
+    if let Some(prefix) = &terms.prefix {
         routes.push(boosted(
             term_query(fields.name_prefix, prefix, IndexRecordOption::Basic),
             W_PREFIX,
         ));
     }
-    routes.push(boosted(
-        term_query(fields.other, &word.folded, IndexRecordOption::WithFreqs),
-        W_OTHER,
-    ));
+    if terms.other {
+        routes.push(boosted(
+            term_query(fields.other, &word.folded, IndexRecordOption::WithFreqs),
+            W_OTHER,
+        ));
+    }
     for (term, weight) in &planned.competences {
         // How well the word matched the competence decides; BM25 (which
         // favours rare competences and entries with few of them) only breaks
@@ -119,7 +129,7 @@ fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
         ])));
     }
     let distance = fuzzy_distance(word.chars());
-    if !planned.known && distance > 0 {
+    if terms.fuzzy && distance > 0 {
         let fuzzy = FuzzyTermQuery::new(
             Term::from_field_text(fields.name, &word.folded),
             distance,
@@ -127,7 +137,11 @@ fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
         );
         routes.push(boosted(Box::new(fuzzy), W_FUZZY));
     }
-    best_of(routes)
+    match routes.len() {
+        0 => Box::new(EmptyQuery),
+        1 => routes.pop().unwrap_or_else(|| Box::new(EmptyQuery)),
+        _ => best_of(routes),
+    }
 }
 
 /// How strictly the words must match.

@@ -9,7 +9,6 @@
 //! | `name_prefix` | edge prefixes of the folded name words | edge prefixes |
 //! | `name_exact` | each whole folded name | raw |
 //! | `other` | free-text competences, city, region | folded, stored |
-//! | `other_stem` | tagged stems of `other` in the entry's language | pre-tokenized |
 //! | `city` | the city, for display | stored only |
 //! | `competence` | `area:…`, `procedure:…`, `profession:…` keys | raw, stored |
 //! | `facet` | `/country/PT`, `/area/…` | facet |
@@ -39,7 +38,6 @@ pub(crate) struct Fields {
     pub(crate) name_prefix: Field,
     pub(crate) name_exact: Field,
     pub(crate) other: Field,
-    pub(crate) other_stem: Field,
     pub(crate) city: Field,
     pub(crate) competence: Field,
     pub(crate) facet: Field,
@@ -79,10 +77,6 @@ pub(crate) fn build() -> (Schema, Fields) {
         other: builder.add_text_field(
             "other",
             indexed(FOLDED, IndexRecordOption::WithFreqs, true).set_stored(),
-        ),
-        other_stem: builder.add_text_field(
-            "other_stem",
-            indexed("raw", IndexRecordOption::WithFreqs, true),
         ),
         city: builder.add_text_field("city", STORED),
         competence: builder.add_text_field(

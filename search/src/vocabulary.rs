@@ -18,10 +18,6 @@ use std::collections::{HashMap, HashSet};
 
 use aho_corasick::AhoCorasick;
 use imi_protocol::{AreaKey, Catalogue, Country, Labels, Language, ProcedureKey, ProfessionKey};
-use tantivy::Term;
-use tantivy::query::FuzzyTermQuery;
-use tantivy::schema::Field;
-use tantivy_fst::{IntoStreamer, Map, Streamer};
 
 use crate::analysis::{Analyzers, query_prefix};
 
@@ -146,18 +142,19 @@ pub(crate) struct Interpretation {
 pub(crate) struct Vocabulary {
     concepts: Vec<Concept>,
     phrases: Vec<Phrase>,
-    /// Folded words, sorted, mapping to an index into `word_entries`.
-    words: Map<Vec<u8>>,
+    /// Folded words, sorted; `word_entries` holds their phrases.
+    words: Vec<String>,
     word_entries: Vec<Entry>,
+    word_index: HashMap<String, u32>,
+    /// Each word, and each word with one character deleted, to the words it
+    /// comes from: the index of a symmetric-deletion fuzzy lookup.
+    deletions: HashMap<String, Vec<u32>>,
     /// Tagged stems.
     stems: HashMap<String, Entry>,
     /// Parts that can be found inside compounds: folded words and untagged
     /// stems, with the phrases each stands for.
     parts: AhoCorasick,
     part_entries: Vec<Entry>,
-    /// Where in the index a fuzzy term is built (any text field will do: the
-    /// automaton only uses the term's text).
-    fuzzy_field: Field,
 }
 
 impl std::fmt::Debug for Vocabulary {
@@ -252,9 +249,8 @@ struct Analyzed {
 }
 
 impl Vocabulary {
-    /// Builds the vocabulary of `catalogue`. `fuzzy_field` is any text field
-    /// of the directory schema.
-    pub(crate) fn new(catalogue: &Catalogue, fuzzy_field: Field) -> Vocabulary {
+    /// Builds the vocabulary of `catalogue`.
+    pub(crate) fn new(catalogue: &Catalogue) -> Vocabulary {
         let mut analyzers = Analyzers::new();
         let sources = sources(catalogue);
         let mut concepts = Vec::with_capacity(sources.len());
@@ -325,14 +321,22 @@ impl Vocabulary {
 
         let mut sorted: Vec<(String, Entry)> = words.into_iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let word_entries: Vec<Entry> = sorted.iter().map(|(_, e)| e.clone()).collect();
-        let words = Map::from_iter(
-            sorted
-                .iter()
-                .enumerate()
-                .map(|(i, (word, _))| (word.as_bytes(), i as u64)),
-        )
-        .unwrap_or_else(|err| unreachable!("sorted unique keys always build an fst: {err}"));
+        let (words, word_entries): (Vec<String>, Vec<Entry>) = sorted.into_iter().unzip();
+        let word_index = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
+        let mut deletions: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, word) in words.iter().enumerate() {
+            let mut variants = vec![word.clone()];
+            variants.extend(single_deletions(word));
+            variants.sort_unstable();
+            variants.dedup();
+            for variant in variants {
+                deletions.entry(variant).or_default().push(i as u32);
+            }
+        }
 
         let mut parts: Vec<(String, Entry)> = parts.into_iter().collect();
         parts.sort_by(|a, b| a.0.cmp(&b.0));
@@ -345,10 +349,11 @@ impl Vocabulary {
             phrases,
             words,
             word_entries,
+            word_index,
+            deletions,
             stems,
             parts,
             part_entries,
-            fuzzy_field,
         }
     }
 
@@ -369,7 +374,7 @@ impl Vocabulary {
 
     /// Whether the folded word or one of its stems is a vocabulary word.
     pub(crate) fn knows(&self, word: &QueryWord) -> bool {
-        self.words.contains_key(&word.folded)
+        self.word_index.contains_key(&word.folded)
             || word.stems.iter().any(|s| self.stems.contains_key(s))
     }
 
@@ -380,7 +385,7 @@ impl Vocabulary {
         if chars < MIN_CONCEPT_WORD_CHARS {
             return Vec::new();
         }
-        if let Some(i) = self.words.get(&word.folded) {
+        if let Some(&i) = self.word_index.get(&word.folded) {
             note(&mut found, &self.word_entries[i as usize], quality::EXACT);
         }
         for stem in &word.stems {
@@ -410,32 +415,51 @@ impl Vocabulary {
             && let Some(prefix) = query_prefix(&word.folded)
             && prefix.len() >= 5
         {
-            let mut stream = self.words.range().ge(prefix).into_stream();
-            while let Some((key, i)) = stream.next() {
-                if !key.starts_with(prefix.as_bytes()) {
+            let start = self.words.partition_point(|w| w.as_str() < prefix);
+            for (word, entry) in self.words[start..].iter().zip(&self.word_entries[start..]) {
+                if !word.starts_with(prefix) {
                     break;
                 }
-                note(&mut found, &self.word_entries[i as usize], quality::PREFIX);
+                note(&mut found, entry, quality::PREFIX);
             }
         }
         found.into_iter().collect()
     }
 
+    /// Vocabulary words within the word's edit distance: the query word with
+    /// up to that many characters deleted meets the vocabulary words with up
+    /// to one deleted (which finds substitutions, transpositions, and up to
+    /// two missing or extra letters), then the distance is checked.
     fn fuzzy(&self, word: &QueryWord, found: &mut HashMap<u32, f32>) {
-        let distance = fuzzy_distance(word.chars());
+        let distance = usize::from(fuzzy_distance(word.chars()));
         if distance == 0 {
             return;
         }
-        let term = Term::from_field_text(self.fuzzy_field, &word.folded);
-        let Ok(automaton) = FuzzyTermQuery::new(term, distance, true).automaton() else {
-            return;
-        };
-        let mut stream = self.words.search(automaton).into_stream();
-        while let Some((key, i)) = stream.next() {
-            let q = if edit_distance(key, word.folded.as_bytes()) <= 1 {
-                quality::FUZZY_1
-            } else {
-                quality::FUZZY_2
+        let mut variants = vec![word.folded.clone()];
+        let mut frontier = vec![word.folded.clone()];
+        for _ in 0..distance {
+            let next: Vec<String> = frontier.iter().flat_map(|w| single_deletions(w)).collect();
+            variants.extend(next.iter().cloned());
+            frontier = next;
+        }
+        variants.sort_unstable();
+        variants.dedup();
+        let query: Vec<char> = word.folded.chars().collect();
+        let mut candidates: Vec<u32> = variants
+            .iter()
+            .filter_map(|v| self.deletions.get(v))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        for i in candidates {
+            let candidate: Vec<char> = self.words[i as usize].chars().collect();
+            let q = match edit_distance(&candidate, &query) {
+                0 => continue,
+                1 => quality::FUZZY_1,
+                d if d <= distance => quality::FUZZY_2,
+                _ => continue,
             };
             note(found, &self.word_entries[i as usize], q);
         }
@@ -545,9 +569,21 @@ pub(crate) fn fuzzy_distance(chars: usize) -> u8 {
     }
 }
 
+/// The word with one character deleted, at each position.
+fn single_deletions(word: &str) -> Vec<String> {
+    word.char_indices()
+        .map(|(i, c)| {
+            let mut variant = String::with_capacity(word.len());
+            variant.push_str(&word[..i]);
+            variant.push_str(&word[i + c.len_utf8()..]);
+            variant
+        })
+        .collect()
+}
+
 /// Optimal string alignment distance (Levenshtein with adjacent
-/// transpositions), on bytes of folded (ASCII) words.
-pub(crate) fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+/// transpositions).
+pub(crate) fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let (n, m) = (a.len(), b.len());
     let mut prev2 = vec![0usize; m + 1];
     let mut prev: Vec<usize> = (0..=m).collect();
@@ -578,6 +614,12 @@ mod tests {
         assert_eq!(edit_distance(b"medicos", b"medcos"), 1);
         assert_eq!(edit_distance(b"lekarska", b"lekarskej"), 2);
         assert_eq!(edit_distance(b"", b"abc"), 3);
+        assert_eq!(edit_distance(&['ä', 'b'], &['b', 'ä']), 1);
+    }
+
+    #[test]
+    fn single_deletions_handle_multibyte_characters() {
+        assert_eq!(single_deletions("aéb"), ["éb", "ab", "aé"]);
     }
 
     #[test]
