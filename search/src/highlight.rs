@@ -27,23 +27,37 @@ pub(crate) fn snippet(
     markers: &[Marker<'_>],
 ) -> (Snippet, usize) {
     let folded = tokens(&mut analyzers.folded, text);
-    let stems = match language {
-        Some(language) => analyzers.stems_in(language, text),
-        None => Vec::new(),
-    };
-    let mut highlights = Vec::new();
-    for token in &folded {
-        let stem = stems
+    let mut marked: Vec<bool> = folded
+        .iter()
+        .map(|token| markers.iter().any(|m| matches(m, &token.text)))
+        .collect();
+    // Stems only when something is left to find through them.
+    if let Some(language) = language
+        && marked.iter().any(|m| !m)
+    {
+        let tag = format!("{}:", language.tag());
+        let wanted: Vec<&str> = markers
             .iter()
-            .find(|s| s.position == token.position)
-            .map(|s| s.text.as_str());
-        let marked = markers
-            .iter()
-            .any(|marker| matches(marker, &token.text, stem));
-        if marked {
-            highlights.push(token.offset_from..token.offset_to);
+            .flat_map(|m| m.word.stems.iter())
+            .filter(|s| s.starts_with(&tag))
+            .map(String::as_str)
+            .collect();
+        if !wanted.is_empty() {
+            for stem in analyzers.stems_in(language, text) {
+                if wanted.contains(&stem.text.as_str())
+                    && let Some(i) = folded.iter().position(|t| t.position == stem.position)
+                {
+                    marked[i] = true;
+                }
+            }
         }
     }
+    let highlights: Vec<_> = folded
+        .iter()
+        .zip(&marked)
+        .filter(|(_, m)| **m)
+        .map(|(token, _)| token.offset_from..token.offset_to)
+        .collect();
     let count = highlights.len();
     (
         Snippet {
@@ -54,14 +68,9 @@ pub(crate) fn snippet(
     )
 }
 
-fn matches(marker: &Marker<'_>, folded: &str, stem: Option<&str>) -> bool {
+fn matches(marker: &Marker<'_>, folded: &str) -> bool {
     let word = marker.word;
     if folded == word.folded {
-        return true;
-    }
-    if let Some(stem) = stem
-        && word.stems.iter().any(|s| s == stem)
-    {
         return true;
     }
     if let Some(prefix) = query_prefix(&word.folded)

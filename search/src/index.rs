@@ -14,8 +14,8 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query as TantivyQuery};
 use tantivy::schema::{Facet, Value};
 use tantivy::tokenizer::PreTokenizedString;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
-    TantivyError, Term,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, Searcher,
+    SegmentReader, TantivyDocument, TantivyError, Term,
 };
 use tracing::{debug, info, warn};
 
@@ -27,10 +27,11 @@ use crate::error::{CommitError, OpenError, RebuildError, SearchError, WriteError
 use crate::highlight::{Marker, snippet};
 use crate::query::{
     Facets, Hit, MAX_LIMIT, MAX_OFFSET, MAX_TEXT_BYTES, MAX_WORDS, MatchedCompetence, Query,
-    SearchResults, Snippet,
+    SearchResults,
 };
 use crate::ranking::{
-    MIN_REQUIRED_CHARS, PlannedWord, Strictness, WordTerms, filter_query, text_query,
+    MIN_REQUIRED_CHARS, PlannedWord, Strictness, WordTerms, filter_query, prior, prior_score,
+    text_query,
 };
 use crate::schema::{self, Fields, SCHEMA_VERSION};
 use crate::vocabulary::{Competence, ConceptKind, QueryWord, Vocabulary};
@@ -488,6 +489,8 @@ impl SearchIndex {
         }
         let mut terms: Vec<String> = terms.into_iter().collect();
         terms.sort_unstable();
+        let specific = entry.procedures.len() + entry.professions.len() + entry.areas.len();
+        doc.add_u64(f.prior, prior(entry.kind == EntryKind::Authority, specific));
         for term in terms {
             doc.add_text(f.competence, term);
         }
@@ -539,7 +542,8 @@ impl SearchIndex {
                 let mut existing = Vec::with_capacity(list.len());
                 for &(concept, weight) in list {
                     let term = &self.vocabulary.concept(concept).term;
-                    if searcher.doc_freq(&Term::from_field_text(self.fields.competence, term))? > 0 {
+                    if searcher.doc_freq(&Term::from_field_text(self.fields.competence, term))? > 0
+                    {
                         existing.push((concept, weight));
                     }
                 }
@@ -626,10 +630,8 @@ impl SearchIndex {
         {
             terms.prefix = Some(prefix.to_owned());
         }
-        terms.fuzzy = !(terms.name
-            || terms.other
-            || !terms.stems.is_empty()
-            || self.vocabulary.knows(word));
+        terms.fuzzy =
+            !(terms.name || terms.other || !terms.stems.is_empty() || self.vocabulary.knows(word));
         Ok(terms)
     }
 
@@ -688,7 +690,16 @@ impl SearchIndex {
         } else {
             let top = TopDocs::with_limit(query.limit)
                 .and_offset(query.offset)
-                .order_by_score();
+                .tweak_score(|segment: &SegmentReader| {
+                    let prior = segment
+                        .fast_fields()
+                        .u64("prior")
+                        .map(|column| column.first_or_default_col(0));
+                    move |doc: DocId, score: Score| match &prior {
+                        Ok(column) => score + prior_score(column.get_val(doc)),
+                        Err(_) => score,
+                    }
+                });
             let (top, total, counts) = searcher.search(&tantivy_query, &(top, Count, facets))?;
             found = top;
             (total, counts)
@@ -767,44 +778,38 @@ impl SearchIndex {
             .flatten()
             .unwrap_or(language);
 
-        // The display name first, so that it wins ties.
-        let mut best: Option<(Snippet, usize)> = None;
-        consider(
-            &mut best,
-            snippet(
-                analyzers,
-                &display_name,
-                languages.get(display).copied().flatten(),
-                markers,
-            ),
+        // The display name, unless another name or a free-text competence
+        // shows more of what matched.
+        let mut best = snippet(
+            analyzers,
+            &display_name,
+            languages.get(display).copied().flatten(),
+            markers,
         );
-        for (i, name) in names.iter().enumerate() {
-            if i != display {
-                consider(
-                    &mut best,
-                    snippet(
+        if best.1 == 0 {
+            for (i, name) in names.iter().enumerate() {
+                if i != display {
+                    let candidate = snippet(
                         analyzers,
                         name,
                         languages.get(i).copied().flatten(),
                         markers,
-                    ),
-                );
-            }
-        }
-        if best.as_ref().is_some_and(|(_, count)| *count == 0) {
-            for other in doc.get_all(f.other).filter_map(|v| v.as_str()) {
-                let candidate = snippet(
-                    analyzers,
-                    other,
-                    languages.first().copied().flatten(),
-                    markers,
-                );
-                if candidate.1 > 0 {
-                    consider(&mut best, candidate);
+                    );
+                    if candidate.1 > best.1 {
+                        best = candidate;
+                    }
                 }
             }
         }
-        let snippet = best.map(|(s, _)| s).unwrap_or_default();
+        if best.1 == 0 {
+            for other in doc.get_all(f.other).filter_map(|v| v.as_str()) {
+                let candidate = snippet(analyzers, other, None, markers);
+                if candidate.1 > best.1 {
+                    best = candidate;
+                }
+            }
+        }
+        let snippet = best.0;
 
         let mut competences = Vec::new();
         for term in doc.get_all(f.competence).filter_map(|v| v.as_str()) {
@@ -833,13 +838,6 @@ impl SearchIndex {
             snippet,
             competences,
         })
-    }
-}
-
-/// Keeps the snippet with the most marked words; the first wins ties.
-fn consider(best: &mut Option<(Snippet, usize)>, candidate: (Snippet, usize)) {
-    if best.as_ref().is_none_or(|(_, count)| candidate.1 > *count) {
-        *best = Some(candidate);
     }
 }
 

@@ -7,25 +7,24 @@
 //! |---|---|---|
 //! | same folded word in a name | `name` | BM25 × 3 |
 //! | same stem in the name's language | `name_stem` | BM25 × 2.5 |
-//! | a competence the word stands for | `competence` | (6 + BM25 × 0.2) × concept weight |
+//! | a competence the word stands for | `competence` | 6 × concept weight |
 //! | the word's prefix starts a name word | `name_prefix` | BM25 × 1.2 |
 //! | 1–2 edits from a name word (unknown words only) | `name` | 4 |
 //! | free-text competences, city, region | `other` | BM25 × 1 |
 //!
 //! A query that equals a whole name (after folding) adds 30, so exact names
 //! come first; competence matches come next, since they weigh about as much
-//! as a rare name word; authorities get 0.5 more than registers. Words of three characters or more are all required; when
+//! as a rare name word. Every entry then adds its prior (see [`prior`]):
+//! authorities before registers, specialised entries before general ones. Words of three characters or more are all required; when
 //! nothing matches them all, any one will do.
 
 use tantivy::Term;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur,
-    Query,
-    TermQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery,
+    Occur, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 
-use crate::entry::EntryKind;
 use crate::query::Filters;
 use crate::schema::Fields;
 use crate::vocabulary::{Competence, QueryWord, fuzzy_distance};
@@ -33,8 +32,6 @@ use crate::vocabulary::{Competence, QueryWord, fuzzy_distance};
 const W_NAME: f32 = 3.0;
 const W_STEM: f32 = 2.5;
 const W_COMPETENCE: f32 = 6.0;
-const W_COMPETENCE_BM25: f32 = 0.2;
-const W_AUTHORITY: f32 = 0.5;
 const W_PREFIX: f32 = 1.2;
 const W_FUZZY: f32 = 4.0;
 const W_OTHER: f32 = 1.0;
@@ -112,21 +109,12 @@ fn word_query(fields: &Fields, planned: &PlannedWord<'_>) -> Box<dyn Query> {
         ));
     }
     for (term, weight) in &planned.competences {
-        // How well the word matched the competence decides; BM25 (which
-        // favours rare competences and entries with few of them) only breaks
-        // ties.
-        let matched = Box::new(ConstScoreQuery::new(
+        // How well the word matched the competence decides, not how rare
+        // the competence is.
+        routes.push(Box::new(ConstScoreQuery::new(
             term_query(fields.competence, term, IndexRecordOption::Basic),
             W_COMPETENCE * weight,
-        ));
-        let tie_break = boosted(
-            term_query(fields.competence, term, IndexRecordOption::WithFreqs),
-            W_COMPETENCE_BM25 * weight,
-        );
-        routes.push(Box::new(BooleanQuery::new(vec![
-            (Occur::Must, matched as Box<dyn Query>),
-            (Occur::Should, tie_break),
-        ])));
+        )));
     }
     let distance = fuzzy_distance(word.chars());
     if terms.fuzzy && distance > 0 {
@@ -171,24 +159,16 @@ pub(crate) fn text_query(
         let occur = if required { Occur::Must } else { Occur::Should };
         clauses.push((occur, word_query(fields, planned)));
     }
-    // Officials mostly look for someone to ask: authorities before registers
-    // when all else is equal.
-    let authority = term_query(
-        fields.kind,
-        EntryKind::Authority.as_str(),
-        IndexRecordOption::Basic,
-    );
-    let mut scoring: Vec<(Occur, Box<dyn Query>)> = vec![(
-        Occur::Should,
-        Box::new(ConstScoreQuery::new(authority, W_AUTHORITY)),
-    )];
-    scoring.extend(exact_names.iter().map(|name| {
-        let exact = term_query(fields.name_exact, name, IndexRecordOption::Basic);
-        (
-            Occur::Should,
-            Box::new(ConstScoreQuery::new(exact, W_EXACT_NAME)) as Box<dyn Query>,
-        )
-    }));
+    let mut scoring: Vec<(Occur, Box<dyn Query>)> = exact_names
+        .iter()
+        .map(|name| {
+            let exact = term_query(fields.name_exact, name, IndexRecordOption::Basic);
+            (
+                Occur::Should,
+                Box::new(ConstScoreQuery::new(exact, W_EXACT_NAME)) as Box<dyn Query>,
+            )
+        })
+        .collect();
     if clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
         clauses.append(&mut scoring);
         Some(Box::new(BooleanQuery::new(clauses)))
@@ -272,4 +252,18 @@ pub(crate) fn filter_query(fields: &Fields, filters: &Filters) -> Option<Box<dyn
         Box::new(BooleanQuery::new(groups)),
         0.0,
     )))
+}
+
+/// What an entry adds to any score, stored in thousandths in the `prior`
+/// fast field: 0.5 for an authority (officials mostly look for someone to
+/// ask), and up to 0.3 for few competences (the chamber of doctors before
+/// the ministry of health, when both match "doctor").
+pub(crate) fn prior(authority: bool, competences: usize) -> u64 {
+    let authority = if authority { 500 } else { 0 };
+    authority + 300 / (1 + competences as u64)
+}
+
+/// Turns the stored prior back into score.
+pub(crate) fn prior_score(stored: u64) -> f32 {
+    stored as f32 / 1000.0
 }

@@ -13,12 +13,14 @@
 //! | `competence` | `area:…`, `procedure:…`, `profession:…` keys | raw, stored |
 //! | `facet` | `/country/PT`, `/area/…` | facet |
 //! | `sort` | the folded first name | fast, for browsing in name order |
+//! | `prior` | what the entry adds to any score, in thousandths | fast |
 //!
 //! Any change to this table or to the analysis chains must raise
 //! [`SCHEMA_VERSION`], which makes every node rebuild its index on start.
 
 use tantivy::schema::{
-    FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions,
 };
 
 use crate::analysis::{FOLDED, PREFIXES};
@@ -42,6 +44,7 @@ pub(crate) struct Fields {
     pub(crate) competence: Field,
     pub(crate) facet: Field,
     pub(crate) sort: Field,
+    pub(crate) prior: Field,
 }
 
 fn indexed(tokenizer: &str, option: IndexRecordOption, fieldnorms: bool) -> TextOptions {
@@ -85,6 +88,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         ),
         facet: builder.add_facet_field("facet", FacetOptions::default()),
         sort: builder.add_text_field("sort", TextOptions::default().set_fast("raw")),
+        prior: builder.add_u64_field("prior", FAST),
     };
     (builder.build(), fields)
 }

@@ -35,7 +35,7 @@ const MIN_COMPOUND_CHARS: usize = 8;
 /// The weakest concept weight that still expands a query.
 const MIN_CONCEPT_WEIGHT: f32 = 0.3;
 /// At most this many concepts are taken per query word.
-const MAX_CONCEPTS_PER_QUERY_WORD: usize = 8;
+const MAX_CONCEPTS_PER_QUERY_WORD: usize = 6;
 
 /// How well a query word matched a vocabulary word.
 pub(crate) mod quality {
