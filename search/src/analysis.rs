@@ -24,8 +24,8 @@ use std::mem;
 use frostem::Algorithm;
 use imi_protocol::Language;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token,
-    TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    Token, TokenFilter, TokenStream, Tokenizer,
 };
 
 /// Tokens longer than this many bytes are dropped (they are not words).
@@ -505,6 +505,12 @@ pub(crate) struct Analyzers {
     pub(crate) folded: TextAnalyzer,
     /// One stem chain per language that has a stemmer.
     pub(crate) stems: Vec<(Language, TextAnalyzer)>,
+    /// The first steps shared by every chain: words, lower case.
+    lower: TextAnalyzer,
+    /// The last steps of the folded chain, for one word.
+    fold: TextAnalyzer,
+    /// The stemmers of the stem chains, for one word.
+    stemmers: Vec<(Language, frostem::Stemmer)>,
 }
 
 impl Analyzers {
@@ -515,7 +521,52 @@ impl Analyzers {
             stems: stemmed_languages()
                 .filter_map(|language| stem_analyzer(language).map(|a| (language, a)))
                 .collect(),
+            lower: base().build(),
+            fold: TextAnalyzer::builder(RawTokenizer::default())
+                .filter(MapFilter(Transliterate))
+                .filter(AsciiFoldingFilter)
+                .build(),
+            stemmers: stemmed_languages()
+                .filter_map(|language| {
+                    stemmer_algorithm(language).map(|a| (language, frostem::Stemmer::new(a)))
+                })
+                .collect(),
         }
+    }
+
+    fn fold_word(&mut self, lower: &str) -> String {
+        let mut stream = self.fold.token_stream(lower);
+        if stream.advance() {
+            stream.token().text.clone()
+        } else {
+            String::new()
+        }
+    }
+
+    /// The words of a query with their tagged stems in every stemmed
+    /// language, deduplicated. Equivalent to running the folded chain and
+    /// every stem chain, but tokenizes once.
+    pub(crate) fn query_words(&mut self, text: &str, max: usize) -> Vec<(String, Vec<String>)> {
+        let lower = tokens(&mut self.lower, text);
+        let mut words = Vec::with_capacity(lower.len().min(max));
+        for token in lower.into_iter().take(max) {
+            let folded = self.fold_word(&token.text);
+            let mut stems = Vec::with_capacity(self.stemmers.len());
+            for i in 0..self.stemmers.len() {
+                let (language, stemmer) = self.stemmers[i];
+                let stem = stemmer.stem(&token.text);
+                let stem = if stem == token.text {
+                    folded.clone()
+                } else {
+                    self.fold_word(&stem)
+                };
+                stems.push(format!("{}:{stem}", language.tag()));
+            }
+            stems.sort_unstable();
+            stems.dedup();
+            words.push((folded, stems));
+        }
+        words
     }
 
     /// The folded words of `text`.
@@ -551,26 +602,6 @@ impl Analyzers {
             Some((_, analyzer)) => tokens(analyzer, text),
             None => Vec::new(),
         }
-    }
-
-    /// For each word of `text` (by token position), its tagged stems in every
-    /// stemmed language, without duplicates.
-    pub(crate) fn stems_all(&mut self, text: &str) -> Vec<(usize, Vec<String>)> {
-        let mut by_position: Vec<(usize, Vec<String>)> = Vec::new();
-        for (_, analyzer) in &mut self.stems {
-            for token in tokens(analyzer, text) {
-                let slot = match by_position.iter().position(|(p, _)| *p == token.position) {
-                    Some(slot) => slot,
-                    None => {
-                        by_position.push((token.position, Vec::new()));
-                        by_position.len() - 1
-                    }
-                };
-                by_position[slot].1.push(token.text);
-            }
-        }
-        by_position.sort_by_key(|(p, _)| *p);
-        by_position
     }
 }
 
@@ -680,10 +711,36 @@ mod tests {
     }
 
     #[test]
-    fn stems_all_groups_by_word() {
+    fn query_words_equal_what_the_index_chains_produce() {
         let mut analyzers = Analyzers::new();
-        let stems = analyzers.stems_all("lääkäri Portugali");
-        assert_eq!(stems.len(), 2);
-        assert!(stems[0].1.contains(&"fi:laakar".to_owned()), "{stems:?}");
+        let text = "Lääkäri Portugali, Ιατρικός Σύλλογος Αθηνών; Български лекарски съюз \
+                    Naczelnej Izby Lekarskiej – Ärztekammer Straße ÉIREANN nDochtúirí";
+        let words = analyzers.query_words(text, 100);
+        let folded: Vec<String> = analyzers
+            .words(text)
+            .into_iter()
+            .map(|w| w.folded)
+            .collect();
+        assert_eq!(
+            words.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
+            folded
+        );
+        for language in stemmed_languages() {
+            let chain = analyzers.stems_in(language, text);
+            assert_eq!(chain.len(), words.len(), "{language}");
+            for (token, (_, stems)) in chain.iter().zip(&words) {
+                assert!(
+                    stems.contains(&token.text),
+                    "{language}: {} not in {stems:?}",
+                    token.text
+                );
+            }
+        }
+        assert!(
+            words[0].1.contains(&"fi:laakar".to_owned()),
+            "{:?}",
+            words[0]
+        );
+        assert_eq!(analyzers.query_words(text, 3).len(), 3);
     }
 }

@@ -27,18 +27,26 @@ pub(crate) fn snippet(
     markers: &[Marker<'_>],
 ) -> (Snippet, usize) {
     let folded = tokens(&mut analyzers.folded, text);
-    let mut marked: Vec<bool> = folded
-        .iter()
-        .map(|token| markers.iter().any(|m| matches(m, &token.text)))
-        .collect();
-    // Stems only when something is left to find through them.
+    let mut marked = vec![false; folded.len()];
+    let mut found = vec![false; markers.len()];
+    for (token, mark) in folded.iter().zip(&mut marked) {
+        for (marker, found) in markers.iter().zip(&mut found) {
+            if matches(marker, &token.text) {
+                *mark = true;
+                *found = true;
+            }
+        }
+    }
+    // Stems only for query words not found otherwise.
     if let Some(language) = language
         && marked.iter().any(|m| !m)
     {
         let tag = format!("{}:", language.tag());
         let wanted: Vec<&str> = markers
             .iter()
-            .flat_map(|m| m.word.stems.iter())
+            .zip(&found)
+            .filter(|(_, found)| !**found)
+            .flat_map(|(m, _)| m.word.stems.iter())
             .filter(|s| s.starts_with(&tag))
             .map(String::as_str)
             .collect();

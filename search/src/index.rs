@@ -12,10 +12,11 @@ use imi_protocol::{AreaKey, Catalogue, Country, Language};
 use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query as TantivyQuery};
 use tantivy::schema::{Facet, Value};
+use tantivy::store::Compressor;
 use tantivy::tokenizer::PreTokenizedString;
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, Searcher,
-    SegmentReader, TantivyDocument, TantivyError, Term,
+    DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy, Score,
+    Searcher, SegmentReader, TantivyDocument, TantivyError, Term,
 };
 use tracing::{debug, info, warn};
 
@@ -44,6 +45,22 @@ const TANTIVY_META: &str = "meta.json";
 const WRITER_MEMORY: usize = 40_000_000;
 /// Indexing threads (the target machine has two cores).
 const WRITER_THREADS: usize = 2;
+/// Stored documents are kept in blocks of this many bytes, uncompressed: a
+/// hit reads one small block instead of decompressing a large one (the whole
+/// directory's stored fields are a few megabytes).
+const DOC_STORE_BLOCK_BYTES: usize = 4_096;
+/// Analyzer sets kept for reuse, about one per concurrent search.
+const MAX_POOLED_ANALYZERS: usize = 16;
+/// Blocks of stored documents kept in memory (2 MB).
+const DOC_STORE_CACHE_BLOCKS: usize = 512;
+
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::None,
+        docstore_blocksize: DOC_STORE_BLOCK_BYTES,
+        ..IndexSettings::default()
+    }
+}
 
 /// Why the index must be rebuilt from the directory before it is complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +111,9 @@ pub struct SearchIndex {
     writer: Mutex<IndexWriter>,
     vocabulary: Vocabulary,
     analyzers: Analyzers,
+    /// Analyzers ready for reuse by searches, so that each search does not
+    /// clone every chain.
+    analyzer_pool: Mutex<Vec<Analyzers>>,
     /// Area of each procedure and profession, by index term.
     implied_areas: HashMap<String, AreaKey>,
     /// Competence concepts by index term.
@@ -209,7 +229,11 @@ impl SearchIndex {
     /// An index in memory, empty, for tests and tools.
     pub fn create_in_ram(catalogue: &Catalogue) -> Result<SearchIndex, OpenError> {
         let (schema, fields) = schema::build();
-        let index = Index::create_in_ram(schema);
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .create_in_ram()
+            .map_err(|e| index_error(Path::new(""), e))?;
         SearchIndex::assemble(index, fields, catalogue, None, None)
     }
 
@@ -257,7 +281,11 @@ impl SearchIndex {
                     info!(path = %path.display(), %reason, "search index will be rebuilt");
                 }
                 clear_index_dir(path)?;
-                Index::create_in_dir(path, schema).map_err(|e| index_error(path, e))?
+                Index::builder()
+                    .schema(schema)
+                    .settings(index_settings())
+                    .create_in_dir(path)
+                    .map_err(|e| index_error(path, e))?
             }
         };
         SearchIndex::assemble(index, fields, catalogue, Some(path.to_owned()), reason)
@@ -279,6 +307,7 @@ impl SearchIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()
             .map_err(|e| index_error(&where_, e))?;
         let vocabulary = Vocabulary::new(catalogue);
@@ -302,6 +331,7 @@ impl SearchIndex {
             writer: Mutex::new(writer),
             vocabulary,
             analyzers: Analyzers::new(),
+            analyzer_pool: Mutex::new(Vec::new()),
             implied_areas,
             concept_by_term,
             path,
@@ -400,6 +430,15 @@ impl SearchIndex {
             if let Err(err) = writer.commit() {
                 let _ = writer.rollback();
                 return Err(CommitError::from(err).into());
+            }
+            // One segment: every term is looked up once per search, not once
+            // per indexing thread's segment.
+            let segments = writer
+                .index()
+                .searchable_segment_ids()
+                .map_err(CommitError::from)?;
+            if segments.len() > 1 {
+                writer.merge(&segments).wait().map_err(CommitError::from)?;
             }
         }
         self.reader.reload().map_err(CommitError::from)?;
@@ -513,9 +552,35 @@ impl SearchIndex {
                 max: MAX_TEXT_BYTES,
             });
         }
+        let mut analyzers = self.take_analyzers();
+        let result = self.search_with(query, &mut analyzers);
+        self.give_back(analyzers);
+        result
+    }
+
+    fn take_analyzers(&self) -> Analyzers {
+        self.analyzer_pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(|| self.analyzers.clone())
+    }
+
+    fn give_back(&self, analyzers: Analyzers) {
+        if let Ok(mut pool) = self.analyzer_pool.lock()
+            && pool.len() < MAX_POOLED_ANALYZERS
+        {
+            pool.push(analyzers);
+        }
+    }
+
+    fn search_with(
+        &self,
+        query: &Query,
+        analyzers: &mut Analyzers,
+    ) -> Result<SearchResults, SearchError> {
         let searcher = self.reader.searcher();
-        let mut analyzers = self.analyzers.clone();
-        let words = query_words(&mut analyzers, &query.text);
+        let words = query_words(analyzers, &query.text);
         let interpretation = self.vocabulary.interpret(&words);
 
         // Country names in the text restrict the results, unless the
@@ -583,7 +648,7 @@ impl SearchIndex {
                 },
                 strictness,
             };
-            let outcome = self.run(&searcher, query, &plan, &mut analyzers)?;
+            let outcome = self.run(&searcher, query, &plan, analyzers)?;
             let found = outcome.total > 0;
             let browsing = outcome.browsing;
             last = Some((
@@ -863,27 +928,10 @@ struct Outcome {
 
 /// The words of a query text with their folded forms and stems.
 fn query_words(analyzers: &mut Analyzers, text: &str) -> Vec<QueryWord> {
-    let words = analyzers.words(text);
-    let mut stems = analyzers.stems_all(text);
-    words
+    analyzers
+        .query_words(text, MAX_WORDS)
         .into_iter()
-        .take(MAX_WORDS)
-        .map(|word| {
-            let stems = stems
-                .iter_mut()
-                .find(|(p, _)| *p == word.position)
-                .map(|(_, list)| {
-                    let mut list = std::mem::take(list);
-                    list.sort_unstable();
-                    list.dedup();
-                    list
-                })
-                .unwrap_or_default();
-            QueryWord {
-                folded: word.folded,
-                stems,
-            }
-        })
+        .map(|(folded, stems)| QueryWord { folded, stems })
         .collect()
 }
 
