@@ -432,7 +432,7 @@ fn main() {
                 (worst, q)
             })
             .collect();
-        per_query.sort_by(|a, b| b.0.cmp(&a.0));
+        per_query.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
         for (worst, query) in per_query.iter().take(25) {
             let total = index.search(query).map(|r| r.total).unwrap_or(0);
             println!(
