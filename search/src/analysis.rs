@@ -501,8 +501,6 @@ pub(crate) fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
 /// The analyzers, ready to be cloned for use on one thread.
 #[derive(Clone)]
 pub(crate) struct Analyzers {
-    /// The folded chain.
-    pub(crate) folded: TextAnalyzer,
     /// One stem chain per language that has a stemmer.
     pub(crate) stems: Vec<(Language, TextAnalyzer)>,
     /// The first steps shared by every chain: words, lower case.
@@ -517,7 +515,6 @@ impl Analyzers {
     /// Builds every analyzer.
     pub(crate) fn new() -> Self {
         Analyzers {
-            folded: folded_analyzer(),
             stems: stemmed_languages()
                 .filter_map(|language| stem_analyzer(language).map(|a| (language, a)))
                 .collect(),
@@ -569,17 +566,40 @@ impl Analyzers {
         words
     }
 
-    /// The folded words of `text`.
+    /// The folded words of `text`: what the folded chain produces, computed
+    /// directly (ASCII words need only lower-casing), because snippets
+    /// analyse every name of every hit.
     pub(crate) fn words(&mut self, text: &str) -> Vec<Word> {
-        tokens(&mut self.folded, text)
-            .into_iter()
-            .map(|token| Word {
-                start: token.offset_from,
-                end: token.offset_to,
-                folded: token.text,
-                position: token.position,
-            })
-            .collect()
+        let mut words = Vec::new();
+        let mut position = 0;
+        let mut start = None;
+        let ends = text.char_indices().map(|(i, c)| (i, c.is_alphanumeric()));
+        for (i, alphanumeric) in ends.chain(std::iter::once((text.len(), false))) {
+            if alphanumeric {
+                start.get_or_insert(i);
+                continue;
+            }
+            let Some(from) = start.take() else {
+                continue;
+            };
+            let raw = &text[from..i];
+            if raw.len() < MAX_TOKEN_BYTES {
+                let folded = if raw.is_ascii() {
+                    raw.to_ascii_lowercase()
+                } else {
+                    let lower: String = raw.chars().flat_map(char::to_lowercase).collect();
+                    self.fold_word(&lower)
+                };
+                words.push(Word {
+                    start: from,
+                    end: i,
+                    folded,
+                    position,
+                });
+            }
+            position += 1;
+        }
+        words
     }
 
     /// The folded text: words joined by single spaces.
@@ -708,6 +728,32 @@ mod tests {
             query_prefix("bundesarztekammerverband"),
             Some("bundesarztek")
         );
+    }
+
+    #[test]
+    fn words_equal_what_the_folded_chain_produces() {
+        let mut analyzers = Analyzers::new();
+        let long = "x".repeat(MAX_TOKEN_BYTES + 3);
+        for text in [
+            "Ordem dos Médicos — Bundesärztekammer, Łódź, Straße",
+            "Ιατρικός Σύλλογος Αθηνών ΠΑΝΕΛΛΉΝΙΟΣ",
+            "Български лекарски съюз „Главна инспекция по труда“",
+            "l'Ordre des médecins (CNIL) K.M.O. 2024",
+            &format!("before {long} after"),
+            "",
+            "  ...  ",
+        ] {
+            let chain: Vec<Word> = tokens(&mut folded_analyzer(), text)
+                .into_iter()
+                .map(|t| Word {
+                    start: t.offset_from,
+                    end: t.offset_to,
+                    folded: t.text,
+                    position: t.position,
+                })
+                .collect();
+            assert_eq!(analyzers.words(text), chain, "{text:?}");
+        }
     }
 
     #[test]

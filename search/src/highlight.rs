@@ -7,7 +7,7 @@
 
 use imi_protocol::Language;
 
-use crate::analysis::{Analyzers, query_prefix, tokens};
+use crate::analysis::{Analyzers, query_prefix};
 use crate::query::Snippet;
 use crate::vocabulary::{QueryWord, edit_distance, fuzzy_distance};
 
@@ -26,12 +26,12 @@ pub(crate) fn snippet(
     language: Option<Language>,
     markers: &[Marker<'_>],
 ) -> (Snippet, usize) {
-    let folded = tokens(&mut analyzers.folded, text);
+    let folded = analyzers.words(text);
     let mut marked = vec![false; folded.len()];
     let mut found = vec![false; markers.len()];
     for (token, mark) in folded.iter().zip(&mut marked) {
         for (marker, found) in markers.iter().zip(&mut found) {
-            if matches(marker, &token.text) {
+            if matches(marker, &token.folded) {
                 *mark = true;
                 *found = true;
             }
@@ -53,7 +53,7 @@ pub(crate) fn snippet(
         if !wanted.is_empty() {
             for stem in analyzers.stems_in(language, text) {
                 if wanted.contains(&stem.text.as_str())
-                    && let Some(i) = folded.iter().position(|t| t.position == stem.position)
+                    && let Some(i) = folded.iter().position(|w| w.position == stem.position)
                 {
                     marked[i] = true;
                 }
@@ -64,7 +64,7 @@ pub(crate) fn snippet(
         .iter()
         .zip(&marked)
         .filter(|(_, m)| **m)
-        .map(|(token, _)| token.offset_from..token.offset_to)
+        .map(|(word, _)| word.start..word.end)
         .collect();
     let count = highlights.len();
     (
