@@ -1,6 +1,7 @@
 //! The directory index: opening, writing, searching.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
@@ -10,8 +11,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use imi_protocol::{AreaKey, Catalogue, Country, Language};
 use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query as TantivyQuery};
-use tantivy::schema::{Facet, Value};
+use tantivy::query::{
+    AllQuery, Bm25StatisticsProvider, BooleanQuery, Occur, Query as TantivyQuery,
+};
+use tantivy::schema::{Facet, Field, Value};
 use tantivy::store::Compressor;
 use tantivy::tokenizer::PreTokenizedString;
 use tantivy::{
@@ -580,6 +583,7 @@ impl SearchIndex {
         analyzers: &mut Analyzers,
     ) -> Result<SearchResults, SearchError> {
         let searcher = self.reader.searcher();
+        let statistics = Statistics::new(&searcher);
         let words = query_words(analyzers, &query.text);
         let interpretation = self.vocabulary.interpret(&words);
 
@@ -598,7 +602,7 @@ impl SearchIndex {
 
         let terms: Vec<WordTerms> = words
             .iter()
-            .map(|word| self.word_terms(&searcher, word))
+            .map(|word| self.word_terms(&statistics, word))
             .collect::<Result<_, _>>()?;
         let competences: Vec<Vec<(u32, f32)>> = interpretation
             .competences
@@ -607,7 +611,8 @@ impl SearchIndex {
                 let mut existing = Vec::with_capacity(list.len());
                 for &(concept, weight) in list {
                     let term = &self.vocabulary.concept(concept).term;
-                    if searcher.doc_freq(&Term::from_field_text(self.fields.competence, term))? > 0
+                    if statistics.doc_freq(&Term::from_field_text(self.fields.competence, term))?
+                        > 0
                     {
                         existing.push((concept, weight));
                     }
@@ -648,7 +653,7 @@ impl SearchIndex {
                 },
                 strictness,
             };
-            let outcome = self.run(&searcher, query, &plan, analyzers)?;
+            let outcome = self.run(&statistics, query, &plan, analyzers)?;
             let found = outcome.total > 0;
             let browsing = outcome.browsing;
             last = Some((
@@ -675,10 +680,14 @@ impl SearchIndex {
     }
 
     /// Which index terms of `word` exist, and whether it is unknown.
-    fn word_terms(&self, searcher: &Searcher, word: &QueryWord) -> Result<WordTerms, SearchError> {
+    fn word_terms(
+        &self,
+        statistics: &Statistics<'_>,
+        word: &QueryWord,
+    ) -> Result<WordTerms, SearchError> {
         let f = &self.fields;
         let exists = |field, text: &str| -> Result<bool, SearchError> {
-            Ok(searcher.doc_freq(&Term::from_field_text(field, text))? > 0)
+            Ok(statistics.doc_freq(&Term::from_field_text(field, text))? > 0)
         };
         let mut terms = WordTerms {
             name: exists(f.name, &word.folded)?,
@@ -702,12 +711,13 @@ impl SearchIndex {
 
     fn run(
         &self,
-        searcher: &Searcher,
+        statistics: &Statistics<'_>,
         query: &Query,
         plan: &Plan<'_>,
         analyzers: &mut Analyzers,
     ) -> Result<Outcome, SearchError> {
         let f = &self.fields;
+        let searcher = statistics.searcher;
         let mut planned = Vec::new();
         for (i, word) in plan.words.iter().enumerate() {
             if plan.skip.contains(&i) {
@@ -749,7 +759,11 @@ impl SearchIndex {
             let top = TopDocs::with_limit(query.limit)
                 .and_offset(query.offset)
                 .order_by_string_fast_field("sort", Order::Asc);
-            let (top, total, counts) = searcher.search(&tantivy_query, &(top, Count, facets))?;
+            let (top, total, counts) = searcher.search_with_statistics_provider(
+                &tantivy_query,
+                &(top, Count, facets),
+                statistics,
+            )?;
             found = top.into_iter().map(|(_, address)| (0.0, address)).collect();
             (total, counts)
         } else {
@@ -765,7 +779,11 @@ impl SearchIndex {
                         Err(_) => score,
                     }
                 });
-            let (top, total, counts) = searcher.search(&tantivy_query, &(top, Count, facets))?;
+            let (top, total, counts) = searcher.search_with_statistics_provider(
+                &tantivy_query,
+                &(top, Count, facets),
+                statistics,
+            )?;
             found = top;
             (total, counts)
         };
@@ -903,6 +921,49 @@ impl SearchIndex {
             snippet,
             competences,
         })
+    }
+}
+
+/// The statistics BM25 needs, remembered for the length of one search: the
+/// same terms are looked up to prune the query, then to weigh it, and again
+/// in a later attempt.
+struct Statistics<'a> {
+    searcher: &'a Searcher,
+    doc_freqs: RefCell<HashMap<Term, u64>>,
+    tokens: RefCell<HashMap<Field, u64>>,
+}
+
+impl<'a> Statistics<'a> {
+    fn new(searcher: &'a Searcher) -> Self {
+        Statistics {
+            searcher,
+            doc_freqs: RefCell::new(HashMap::new()),
+            tokens: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl Bm25StatisticsProvider for Statistics<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        if let Some(&tokens) = self.tokens.borrow().get(&field) {
+            return Ok(tokens);
+        }
+        let tokens = self.searcher.total_num_tokens(field)?;
+        self.tokens.borrow_mut().insert(field, tokens);
+        Ok(tokens)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        self.searcher.total_num_docs()
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        if let Some(&freq) = self.doc_freqs.borrow().get(term) {
+            return Ok(freq);
+        }
+        let freq = self.searcher.doc_freq(term)?;
+        self.doc_freqs.borrow_mut().insert(term.clone(), freq);
+        Ok(freq)
     }
 }
 
