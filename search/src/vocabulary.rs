@@ -608,6 +608,92 @@ pub(crate) fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 mod tests {
     use super::*;
 
+    fn interpret(text: &str) -> (Vec<Vec<String>>, Vec<Country>) {
+        let vocabulary = Vocabulary::new(Catalogue::builtin());
+        let mut analyzers = Analyzers::new();
+        let words: Vec<QueryWord> = analyzers
+            .query_words(text, 16)
+            .into_iter()
+            .map(|(folded, stems)| QueryWord { folded, stems })
+            .collect();
+        let interpretation = vocabulary.interpret(&words);
+        let competences = interpretation
+            .competences
+            .iter()
+            .map(|list| {
+                list.iter()
+                    .map(|(c, _)| vocabulary.concept(*c).term.clone())
+                    .collect()
+            })
+            .collect();
+        let countries = interpretation.countries.iter().map(|(c, _)| *c).collect();
+        (competences, countries)
+    }
+
+    #[test]
+    fn a_profession_is_understood_in_every_language_and_script() {
+        for text in [
+            "lääkäri",
+            "Arzt",
+            "médecin",
+            "lekarz",
+            "Ιατρός",
+            "iatros",
+            "лекар",
+            "lekar",
+            "tabib",
+            "ārsts",
+            "Ärzte",
+            "doctors",
+        ] {
+            let (competences, _) = interpret(text);
+            assert_eq!(
+                competences[0].first().map(String::as_str),
+                Some("profession:doctor"),
+                "{text}: {competences:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn compounds_are_split_against_the_vocabulary() {
+        // Neither word is a catalogue label or search term as a whole.
+        let (competences, _) = interpret("Landesärztekammer");
+        assert!(
+            competences[0].contains(&"profession:doctor".to_owned()),
+            "{competences:?}"
+        );
+        let (competences, _) = interpret("Apothekerverband");
+        assert!(
+            competences[0].contains(&"profession:pharmacist".to_owned()),
+            "{competences:?}"
+        );
+    }
+
+    #[test]
+    fn country_names_are_recognised_in_other_languages_and_inflected() {
+        for (text, country) in [
+            ("Portugali", Country::Pt),
+            ("Portogallo", Country::Pt),
+            ("Portugalissa", Country::Pt),
+            ("Πορτογαλία", Country::Pt),
+            ("Portugaliya", Country::Pt),
+            ("Deutschland", Country::De),
+            ("Saksa", Country::De),
+            ("Czech Republic", Country::Cz),
+        ] {
+            let (_, countries) = interpret(text);
+            assert_eq!(countries, [country], "{text}");
+        }
+    }
+
+    #[test]
+    fn short_stems_do_not_make_a_country() {
+        // Polish "danych" (of data) shares its stem with "Dania" (Denmark).
+        let (_, countries) = interpret("ochrona danych osobowych");
+        assert!(countries.is_empty(), "{countries:?}");
+    }
+
     #[test]
     fn edit_distance_counts_transpositions_as_one() {
         assert_eq!(edit_distance(b"valvira", b"valvria"), 1);

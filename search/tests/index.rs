@@ -614,3 +614,49 @@ fn searches_run_concurrently_with_writes() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn odd_query_texts_never_fail() -> Result<()> {
+    let index = sample()?;
+    let long_word = "x".repeat(900);
+    let many_words = "Ärztekammer ".repeat(40);
+    for text in [
+        "",
+        "   ",
+        "!!! ??? ...",
+        "ß",
+        "İstanbul",
+        "ǅ ǈ ǋ",
+        "\u{0301}\u{0301}",
+        "🙂 lääkäri 🙂",
+        "طبيب",
+        "医生",
+        long_word.as_str(),
+        many_words.as_str(),
+        "a",
+        "- - -",
+        "\"Ordem\" AND (Médicos) OR -Portugal*",
+    ] {
+        let results = index.search(&Query::new(text, Language::Fi))?;
+        assert!(results.hits.len() <= 20, "{text:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn odd_names_are_indexed_and_found() -> Result<()> {
+    let index = SearchIndex::create_in_ram(catalogue())?;
+    index.rebuild([
+        entry("emoji", Country::Fi, &[(Language::Fi, "🙂 Virasto 🙂")]),
+        entry(
+            "long",
+            Country::Fi,
+            &[(Language::Fi, &"Pitkä ".repeat(200))],
+        ),
+        entry("punct", Country::Fi, &[(Language::Fi, "!!!")]),
+    ])?;
+    assert_eq!(ids(&index, &Query::new("virasto", Language::Fi)), ["emoji"]);
+    assert_eq!(ids(&index, &Query::new("pitkä", Language::Fi)), ["long"]);
+    assert_eq!(index.len(), 3);
+    Ok(())
+}
