@@ -1,15 +1,16 @@
 //! Marks the words of a stored text that a query matched.
 //!
 //! The marking follows the same routes as the ranking: a word of the text is
-//! marked when its folded form equals a query word, shares the stem of one
-//! in the text's language, starts with a query word's prefix, or, for query
-//! words the index did not know, is within their edit distance.
+//! marked when its folded form equals a query word, when its stem (in the
+//! text's language) is a stem of a query word, when it starts with a query
+//! word's prefix, or, for query words the index did not know, when it is
+//! within their edit distance.
 
 use imi_protocol::Language;
 
 use crate::analysis::{Analyzers, query_prefix};
 use crate::query::Snippet;
-use crate::vocabulary::{QueryWord, edit_distance, fuzzy_distance};
+use crate::vocabulary::{QueryWord, bare, edit_distance, fuzzy_distance};
 
 /// A query word as the highlighter needs it.
 pub(crate) struct Marker<'a> {
@@ -37,26 +38,31 @@ pub(crate) fn snippet(
             }
         }
     }
-    // Stems only for query words not found otherwise.
+    // Stems only for query words not found otherwise, and only when an
+    // unmarked word could share a stem with one (same first letters).
+    let unfound: Vec<&Marker<'_>> = markers
+        .iter()
+        .zip(&found)
+        .filter(|(_, found)| !**found)
+        .map(|(m, _)| m)
+        .collect();
+    let worth_stemming = folded.iter().zip(&marked).any(|(word, marked)| {
+        !marked
+            && unfound
+                .iter()
+                .any(|m| shares_start(&word.folded, &m.word.folded))
+    });
     if let Some(language) = language
-        && marked.iter().any(|m| !m)
+        && worth_stemming
     {
-        let tag = format!("{}:", language.tag());
-        let wanted: Vec<&str> = markers
-            .iter()
-            .zip(&found)
-            .filter(|(_, found)| !**found)
-            .flat_map(|(m, _)| m.word.stems.iter())
-            .filter(|s| s.starts_with(&tag))
-            .map(String::as_str)
-            .collect();
-        if !wanted.is_empty() {
-            for stem in analyzers.stems_in(language, text) {
-                if wanted.contains(&stem.text.as_str())
-                    && let Some(i) = folded.iter().position(|w| w.position == stem.position)
-                {
-                    marked[i] = true;
-                }
+        for stem in analyzers.stems_in(language, text) {
+            let stem_text = bare(&stem.text);
+            if unfound
+                .iter()
+                .any(|m| m.word.bare_stems.iter().any(|s| s == stem_text))
+                && let Some(i) = folded.iter().position(|w| w.position == stem.position)
+            {
+                marked[i] = true;
             }
         }
     }
@@ -74,6 +80,13 @@ pub(crate) fn snippet(
         },
         count,
     )
+}
+
+/// Whether two folded words begin with the same three characters.
+fn shares_start(a: &str, b: &str) -> bool {
+    let mut a = a.chars();
+    let mut b = b.chars();
+    (0..3).all(|_| matches!((a.next(), b.next()), (Some(x), Some(y)) if x == y))
 }
 
 fn matches(marker: &Marker<'_>, folded: &str) -> bool {

@@ -38,7 +38,7 @@ use crate::ranking::{
     text_query,
 };
 use crate::schema::{self, Fields, SCHEMA_VERSION};
-use crate::vocabulary::{Competence, ConceptKind, QueryWord, Vocabulary};
+use crate::vocabulary::{Competence, ConceptKind, QueryWord, Vocabulary, bare};
 
 /// The file next to the index that records its schema version.
 pub const VERSION_FILE: &str = "imi-search.version";
@@ -488,7 +488,10 @@ impl SearchIndex {
                 doc.add_text(f.sort, &normalized);
             }
             doc.add_text(f.name_exact, normalized);
-            let stems = analyzers.stems_in(*language, name);
+            let mut stems = analyzers.stems_in(*language, name);
+            for stem in &mut stems {
+                stem.text = bare(&stem.text).to_owned();
+            }
             if !stems.is_empty() {
                 doc.add_pre_tokenized_text(
                     f.name_stem,
@@ -694,7 +697,7 @@ impl SearchIndex {
             other: exists(f.other, &word.folded)?,
             ..WordTerms::default()
         };
-        for stem in &word.stems {
+        for stem in &word.bare_stems {
             if exists(f.name_stem, stem)? {
                 terms.stems.push(stem.clone());
             }
@@ -992,7 +995,7 @@ fn query_words(analyzers: &mut Analyzers, text: &str) -> Vec<QueryWord> {
     analyzers
         .query_words(text, MAX_WORDS)
         .into_iter()
-        .map(|(folded, stems)| QueryWord { folded, stems })
+        .map(|(folded, stems)| QueryWord::new(folded, stems))
         .collect()
 }
 

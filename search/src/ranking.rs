@@ -6,7 +6,7 @@
 //! | route | field | weight |
 //! |---|---|---|
 //! | same folded word in a name | `name` | BM25 × 3 |
-//! | same stem in the name's language | `name_stem` | BM25 × 2.5 |
+//! | a stem of the word, in any language, equals the stem of a name word in the name's language | `name_stem` | BM25 × 2.5 |
 //! | a competence the word stands for | `competence` | 6 × concept weight |
 //! | the word's prefix starts a name word | `name_prefix` | BM25 × 1.2 |
 //! | 1–2 edits from a name word (unknown words only) | `name` | 4 |
@@ -59,7 +59,8 @@ fn best_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
 pub(crate) struct WordTerms {
     /// The folded word is a name word.
     pub(crate) name: bool,
-    /// Tagged stems that are stems of name words.
+    /// Stems of the word (in any language) that are stems of name words
+    /// (in the name's own language).
     pub(crate) stems: Vec<String>,
     /// The word's prefix, when it starts a name word.
     pub(crate) prefix: Option<String>,

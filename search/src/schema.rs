@@ -5,7 +5,7 @@
 //! | `id`, `kind`, `country` | the entry's id, `authority`/`register`, country code | raw, stored |
 //! | `name` | every name of the entry | folded, stored (one value per name) |
 //! | `name_lang` | the language tag of each name, same order | stored only |
-//! | `name_stem` | tagged stems of each name in its own language | pre-tokenized |
+//! | `name_stem` | stems of each name word, by the name's own language's stemmer | pre-tokenized |
 //! | `name_prefix` | edge prefixes of the folded name words | edge prefixes |
 //! | `name_exact` | each whole folded name | raw |
 //! | `other` | free-text competences, city, region | folded, stored |

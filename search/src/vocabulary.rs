@@ -113,9 +113,23 @@ pub(crate) struct QueryWord {
     pub(crate) folded: String,
     /// Tagged stems in every stemmed language, without duplicates.
     pub(crate) stems: Vec<String>,
+    /// The same stems without their language tags, without duplicates.
+    pub(crate) bare_stems: Vec<String>,
 }
 
 impl QueryWord {
+    /// A query word from its folded form and tagged stems.
+    pub(crate) fn new(folded: String, stems: Vec<String>) -> QueryWord {
+        let mut bare_stems: Vec<String> = stems.iter().map(|s| bare(s).to_owned()).collect();
+        bare_stems.sort_unstable();
+        bare_stems.dedup();
+        QueryWord {
+            folded,
+            stems,
+            bare_stems,
+        }
+    }
+
     /// Length of the folded form in characters.
     pub(crate) fn chars(&self) -> usize {
         self.folded.chars().count()
@@ -390,8 +404,7 @@ impl Vocabulary {
         }
         for stem in &word.stems {
             if let Some(entry) = self.stems.get(stem) {
-                let bare = stem.split_once(':').map_or(stem.as_str(), |(_, bare)| bare);
-                let q = if bare.chars().count() < MIN_SURE_STEM_CHARS {
+                let q = if bare(stem).chars().count() < MIN_SURE_STEM_CHARS {
                     quality::SHORT_STEM
                 } else {
                     quality::STEM
@@ -541,6 +554,11 @@ struct ConceptMatch {
     words: Vec<(usize, f32)>,
 }
 
+/// A tagged stem without its language tag (`fi:laakar` → `laakar`).
+pub(crate) fn bare(stem: &str) -> &str {
+    stem.split_once(':').map_or(stem, |(_, bare)| bare)
+}
+
 /// Records that the phrases of `entry` matched with quality `q`, keeping the
 /// best quality per phrase.
 fn note(found: &mut HashMap<u32, f32>, entry: &Entry, q: f32) {
@@ -614,7 +632,7 @@ mod tests {
         let words: Vec<QueryWord> = analyzers
             .query_words(text, 16)
             .into_iter()
-            .map(|(folded, stems)| QueryWord { folded, stems })
+            .map(|(folded, stems)| QueryWord::new(folded, stems))
             .collect();
         let interpretation = vocabulary.interpret(&words);
         let competences = interpretation
