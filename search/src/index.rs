@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use imi_protocol::{AreaKey, Catalogue, Country, Language};
+use rustc_hash::FxHashMap;
 use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
 use tantivy::query::{
     AllQuery, Bm25StatisticsProvider, BooleanQuery, Occur, Query as TantivyQuery,
@@ -932,16 +933,16 @@ impl SearchIndex {
 /// in a later attempt.
 struct Statistics<'a> {
     searcher: &'a Searcher,
-    doc_freqs: RefCell<HashMap<Term, u64>>,
-    tokens: RefCell<HashMap<Field, u64>>,
+    doc_freqs: RefCell<FxHashMap<Term, u64>>,
+    tokens: RefCell<FxHashMap<Field, u64>>,
 }
 
 impl<'a> Statistics<'a> {
     fn new(searcher: &'a Searcher) -> Self {
         Statistics {
             searcher,
-            doc_freqs: RefCell::new(HashMap::new()),
-            tokens: RefCell::new(HashMap::new()),
+            doc_freqs: RefCell::new(FxHashMap::default()),
+            tokens: RefCell::new(FxHashMap::default()),
         }
     }
 }

@@ -16,6 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use aho_corasick::AhoCorasick;
 use imi_protocol::{AreaKey, Catalogue, Country, Labels, Language, ProcedureKey, ProfessionKey};
 
@@ -159,12 +161,12 @@ pub(crate) struct Vocabulary {
     /// Folded words, sorted; `word_entries` holds their phrases.
     words: Vec<String>,
     word_entries: Vec<Entry>,
-    word_index: HashMap<String, u32>,
+    word_index: FxHashMap<String, u32>,
     /// Each word, and each word with one character deleted, to the words it
     /// comes from: the index of a symmetric-deletion fuzzy lookup.
-    deletions: HashMap<String, Vec<u32>>,
+    deletions: FxHashMap<String, Vec<u32>>,
     /// Tagged stems.
-    stems: HashMap<String, Entry>,
+    stems: FxHashMap<String, Entry>,
     /// Parts that can be found inside compounds: folded words and untagged
     /// stems, with the phrases each stands for.
     parts: AhoCorasick,
@@ -307,9 +309,9 @@ impl Vocabulary {
             |word: &str| word.chars().count() >= MIN_CONCEPT_WORD_CHARS && !common.contains(word);
 
         let mut phrases = Vec::with_capacity(analyzed.len());
-        let mut words: HashMap<String, Entry> = HashMap::new();
-        let mut stems: HashMap<String, Entry> = HashMap::new();
-        let mut parts: HashMap<String, Entry> = HashMap::new();
+        let mut words: FxHashMap<String, Entry> = FxHashMap::default();
+        let mut stems: FxHashMap<String, Entry> = FxHashMap::default();
+        let mut parts: FxHashMap<String, Entry> = FxHashMap::default();
         for phrase in &analyzed {
             let id = phrases.len() as u32;
             let content = phrase.folded.iter().filter(|w| meaningful(w)).count();
@@ -341,7 +343,7 @@ impl Vocabulary {
             .enumerate()
             .map(|(i, w)| (w.clone(), i as u32))
             .collect();
-        let mut deletions: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut deletions: FxHashMap<String, Vec<u32>> = FxHashMap::default();
         for (i, word) in words.iter().enumerate() {
             let mut variants = vec![word.clone()];
             variants.extend(single_deletions(word));
@@ -394,7 +396,7 @@ impl Vocabulary {
 
     /// The phrases a query word matches, with how well.
     fn phrase_matches(&self, word: &QueryWord) -> Vec<(u32, f32)> {
-        let mut found: HashMap<u32, f32> = HashMap::new();
+        let mut found: FxHashMap<u32, f32> = FxHashMap::default();
         let chars = word.chars();
         if chars < MIN_CONCEPT_WORD_CHARS {
             return Vec::new();
@@ -443,7 +445,7 @@ impl Vocabulary {
     /// up to that many characters deleted meets the vocabulary words with up
     /// to one deleted (which finds substitutions, transpositions, and up to
     /// two missing or extra letters), then the distance is checked.
-    fn fuzzy(&self, word: &QueryWord, found: &mut HashMap<u32, f32>) {
+    fn fuzzy(&self, word: &QueryWord, found: &mut FxHashMap<u32, f32>) {
         let distance = usize::from(fuzzy_distance(word.chars()));
         if distance == 0 {
             return;
@@ -482,14 +484,14 @@ impl Vocabulary {
     /// which countries the query names.
     pub(crate) fn interpret(&self, words: &[QueryWord]) -> Interpretation {
         // phrase → (query word → quality)
-        let mut by_phrase: HashMap<u32, Vec<(usize, f32)>> = HashMap::new();
+        let mut by_phrase: FxHashMap<u32, Vec<(usize, f32)>> = FxHashMap::default();
         for (w, word) in words.iter().enumerate() {
             for (phrase, q) in self.phrase_matches(word) {
                 by_phrase.entry(phrase).or_default().push((w, q));
             }
         }
         // concept → best (weight, whether every content word matched, words)
-        let mut by_concept: HashMap<u32, ConceptMatch> = HashMap::new();
+        let mut by_concept: FxHashMap<u32, ConceptMatch> = FxHashMap::default();
         for (phrase, matched) in by_phrase {
             let info = &self.phrases[phrase as usize];
             let sum: f32 = matched.iter().map(|(_, q)| q).sum();
@@ -561,7 +563,7 @@ pub(crate) fn bare(stem: &str) -> &str {
 
 /// Records that the phrases of `entry` matched with quality `q`, keeping the
 /// best quality per phrase.
-fn note(found: &mut HashMap<u32, f32>, entry: &Entry, q: f32) {
+fn note(found: &mut FxHashMap<u32, f32>, entry: &Entry, q: f32) {
     for &phrase in &entry.phrases {
         let slot = found.entry(phrase).or_insert(0.0);
         if q > *slot {
@@ -570,7 +572,7 @@ fn note(found: &mut HashMap<u32, f32>, entry: &Entry, q: f32) {
     }
 }
 
-fn add(map: &mut HashMap<String, Entry>, word: &str, phrase: u32) {
+fn add(map: &mut FxHashMap<String, Entry>, word: &str, phrase: u32) {
     let entry = map.entry(word.to_owned()).or_default();
     if entry.phrases.last() != Some(&phrase) {
         entry.phrases.push(phrase);
