@@ -12,6 +12,27 @@
 //! Key types: [`SearchIndex`] (open, upsert, remove, commit, rebuild,
 //! search), [`DirectoryEntry`], [`Query`] and [`SearchResults`].
 //!
+//! How a query is understood:
+//!
+//! * Its words are looked up in the catalogue's vocabulary, which holds every
+//!   legislative area, procedure and profession with its labels in all
+//!   languages and the professions' search terms, and every country's names.
+//!   A word that names a competence ("lääkäri", "Ärztekammer", "iatros")
+//!   also matches entries that have that competence; a word that names a
+//!   country ("Portugali") restricts the results to it.
+//! * Each word also matches names directly: folded (case, diacritics,
+//!   Greek and Cyrillic script do not matter), through stems, through the
+//!   prefix of inflected or compound words, and, when nothing knows the
+//!   word, within one or two typing errors.
+//! * All words must match; when that finds nothing, any word will do.
+//!   Exact names rank first, then name and competence matches; see the
+//!   `ranking` module for the weights.
+//!
+//! Changes are visible to searches once [`SearchIndex::commit`] returns.
+//! An index on disk records its [`SCHEMA_VERSION`]; a missing, outdated or
+//! damaged index is cleared on open and reports a [`RebuildReason`], and the
+//! caller feeds it the whole directory with [`SearchIndex::rebuild`].
+//!
 //! ```
 //! use imi_protocol::{Catalogue, Country, Language};
 //! use imi_search::{DirectoryEntry, EntryKind, Query, SearchIndex};
