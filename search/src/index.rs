@@ -792,7 +792,7 @@ impl SearchIndex {
             (total, counts)
         };
         debug!(
-            text = %query.text,
+            words = planned.len(),
             total,
             strictness = ?plan.strictness,
             "search run"
