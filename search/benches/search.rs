@@ -297,6 +297,19 @@ fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+/// The resident memory of this process, as the kernel reports it.
+fn resident_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .map(|line| line.trim_start_matches("VmRSS:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn main() {
     let catalogue = Catalogue::builtin();
     let entries = generate(catalogue);
@@ -307,9 +320,14 @@ fn main() {
         Country::MEMBERS.len()
     );
 
+    println!(
+        "resident memory with the generated directory: {}",
+        resident_memory()
+    );
     let started = Instant::now();
     let index = SearchIndex::create_in_ram(catalogue).expect("index in memory");
     let opened = started.elapsed();
+    println!("resident memory with an empty index: {}", resident_memory());
     let started = Instant::now();
     let report = index.rebuild(&entries).expect("rebuild in memory");
     let rebuild_ram = started.elapsed();
@@ -321,6 +339,10 @@ fn main() {
     println!(
         "full rebuild, in memory: {:.0} ms",
         rebuild_ram.as_secs_f64() * 1e3
+    );
+    println!(
+        "resident memory with the index in memory: {}",
+        resident_memory()
     );
 
     let dir = std::env::temp_dir().join(format!("imi-search-bench-{}", std::process::id()));
@@ -347,6 +369,10 @@ fn main() {
         "one upsert + commit, on disk, until searchable: p50 {:.1} ms, max {:.1} ms",
         percentile(&commits, 0.5).as_secs_f64() * 1e3,
         commits[commits.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "resident memory with both indexes open: {}",
+        resident_memory()
     );
     drop(on_disk);
     let _ = std::fs::remove_dir_all(&dir);

@@ -46,9 +46,10 @@ pub const VERSION_FILE: &str = "imi-search.version";
 /// Tantivy's own metadata file, present in every index directory.
 const TANTIVY_META: &str = "meta.json";
 /// Memory for the index writer, shared by its threads.
-const WRITER_MEMORY: usize = 40_000_000;
-/// Indexing threads (the target machine has two cores).
-const WRITER_THREADS: usize = 2;
+const WRITER_MEMORY: usize = 20_000_000;
+/// Indexing threads: one indexes the whole directory fast enough, with the
+/// least memory, and leaves the other core to searches.
+const WRITER_THREADS: usize = 1;
 /// Stored documents are kept in blocks of this many bytes, uncompressed: a
 /// hit reads one small block instead of decompressing a large one (the whole
 /// directory's stored fields are a few megabytes).

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use imi_protocol::{AreaKey, Catalogue, Country, Labels, Language, ProcedureKey, ProfessionKey};
 
 use crate::analysis::{Analyzers, query_prefix};
@@ -357,7 +357,10 @@ impl Vocabulary {
         let mut parts: Vec<(String, Entry)> = parts.into_iter().collect();
         parts.sort_by(|a, b| a.0.cmp(&b.0));
         let part_entries = parts.iter().map(|(_, e)| e.clone()).collect();
-        let parts = AhoCorasick::new(parts.iter().map(|(p, _)| p.as_str()))
+        // A contiguous NFA: a DFA over thousands of words would take megabytes.
+        let parts = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(parts.iter().map(|(p, _)| p.as_str()))
             .unwrap_or_else(|err| unreachable!("short word patterns always build: {err}"));
 
         Vocabulary {
