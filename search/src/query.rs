@@ -142,20 +142,49 @@ pub struct Snippet {
 impl Snippet {
     /// The text cut into pieces, each with whether it is highlighted, for
     /// templates that escape each piece and wrap the highlighted ones.
+    /// Ranges that overlap, run backwards or do not fall on character
+    /// boundaries are ignored.
     pub fn fragments(&self) -> Vec<(&str, bool)> {
         let mut pieces = Vec::with_capacity(self.highlights.len() * 2 + 1);
         let mut at = 0;
         for range in &self.highlights {
-            if range.start > at {
-                pieces.push((&self.text[at..range.start], false));
+            if range.start < at || range.end <= range.start {
+                continue;
             }
-            pieces.push((&self.text[range.clone()], true));
+            let (Some(before), Some(marked)) =
+                (self.text.get(at..range.start), self.text.get(range.clone()))
+            else {
+                continue;
+            };
+            if !before.is_empty() {
+                pieces.push((before, false));
+            }
+            pieces.push((marked, true));
             at = range.end;
         }
-        if at < self.text.len() {
-            pieces.push((&self.text[at..], false));
+        if let Some(rest) = self.text.get(at..)
+            && !rest.is_empty()
+        {
+            pieces.push((rest, false));
         }
         pieces
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_ignore_ranges_that_do_not_fit_the_text() {
+        let snippet = Snippet {
+            text: "Ordem dos Médicos".to_owned(),
+            highlights: vec![0..5, 3..4, 11..12, 10..18, 40..50],
+        };
+        assert_eq!(
+            snippet.fragments(),
+            [("Ordem", true), (" dos ", false), ("Médicos", true)]
+        );
     }
 }
 
