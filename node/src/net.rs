@@ -545,6 +545,8 @@ type PendingAnswer = std::pin::Pin<
     >,
 >;
 
+type AnswerSender = oneshot::Sender<Result<Vec<u8>, SendError>>;
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     admission: std::sync::Arc<dyn Admission>,
@@ -557,8 +559,7 @@ struct EventLoop {
     blocked_until: HashMap<PeerId, Option<Instant>>,
     /// Requests waiting for their answer. Each behaviour numbers its own
     /// requests, so the protocol is part of the key.
-    outbound:
-        HashMap<(AppProtocol, OutboundRequestId), oneshot::Sender<Result<Vec<u8>, SendError>>>,
+    outbound: HashMap<(AppProtocol, OutboundRequestId), AnswerSender>,
     answers: FuturesUnordered<PendingAnswer>,
     bootstrap: HashMap<Multiaddr, Redial>,
     listen_addrs: Vec<Multiaddr>,
