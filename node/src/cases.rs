@@ -644,3 +644,28 @@ pub fn set_route_offline(
     tx.commit()?;
     Ok(())
 }
+
+/// Sets (or, with `None`, removes) the route of `authority`, as the
+/// directory publishes it.
+pub(crate) async fn set_route(
+    store: &crate::store::Store,
+    authority: AuthorityId,
+    node: Option<&NodeAddress>,
+) -> Result<(), StoreError> {
+    let node = node.map(|n| n.to_string());
+    store
+        .write(move |tx| {
+            let mut routes = tx.open_table(ROUTES)?;
+            let key = authority_route_key(authority);
+            match node {
+                Some(node) => {
+                    routes.insert(key.as_slice(), node.as_str())?;
+                }
+                None => {
+                    routes.remove(key.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+}

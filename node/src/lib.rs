@@ -11,6 +11,7 @@ pub mod cases;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod index;
 pub mod net;
 pub mod node;
 pub mod peers;

@@ -19,6 +19,7 @@ use crate::admission::CertAdmission;
 use crate::config::{Config, DeliveryConfig};
 use crate::delivery::{self, Delivery, Inbound, PeerKeys, Receiver};
 use crate::directory::{Directory, DirectoryConfig, DirectorySetup, DirectoryStartError};
+use crate::index::DirectorySearch;
 use crate::net::{self, AppProtocol, NetConfig, NetEvent, NetworkHandle};
 use crate::store::{Store, StoreError};
 
@@ -166,6 +167,8 @@ pub struct Node<I: Inbound> {
     directory: Directory,
     inbound: Arc<I>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    search: DirectorySearch,
+    follow_task: tokio::task::JoinHandle<()>,
 }
 
 impl<I: Inbound> std::fmt::Debug for Node<I> {
@@ -224,6 +227,21 @@ impl<I: Inbound> Node<I> {
         })
         .instrument(span.clone())
         .await?;
+        let search_dir = setup
+            .store_path
+            .parent()
+            .map(|p| p.join("search"))
+            .unwrap_or_else(|| PathBuf::from("search"));
+        let search = DirectorySearch::open(&search_dir, &directory)
+            .instrument(span.clone())
+            .await
+            .map_err(|e| StartError::Credentials(e.to_string()))?;
+        let follow_task = tokio::spawn(
+            search
+                .clone()
+                .follow(directory.clone(), store.clone())
+                .instrument(span.clone()),
+        );
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -245,14 +263,18 @@ impl<I: Inbound> Node<I> {
             signing_key,
             admission,
             directory,
+            search,
             inbound,
             tasks: vec![net_task, delivery_task, dispatch_task, directory_task],
+            follow_task,
         })
     }
 
     /// Stops the node: links close, delivery stops (the outbox stays), and
     /// the store is released once the last write has finished.
     pub async fn shutdown(self) {
+        self.follow_task.abort();
+        let _ = self.follow_task.await;
         self.directory.shutdown().await;
         self.net.shutdown().await;
         self.delivery.shutdown().await;
@@ -285,6 +307,11 @@ impl<I: Inbound> Node<I> {
     /// The replicated directory.
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// The multilingual search over the directory.
+    pub fn search(&self) -> &DirectorySearch {
+        &self.search
     }
 
     /// The application that applies received messages.

@@ -1,0 +1,114 @@
+//! The seed scenario end to end: a Finnish official searches in Finnish,
+//! finds the Portuguese authority that the Portuguese node published in the
+//! replicated directory, and sends it a request routed by that directory.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use imi_node::cases::CaseState;
+use imi_node::directory::PublishedAuthority;
+use imi_protocol::{
+    AuthorityId, AuthorityStatus, CaseAction, CaseId, Competence, Contact, Content, Country,
+    Language, Request, RequestAction, Role, Timestamp,
+};
+use imi_testnet::{Testnet, wait_until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+
+    // Portugal publishes its medical council.
+    let ordem = imi_protocol::Authority {
+        id: AuthorityId::new(),
+        country: Country::Pt,
+        names: [(Language::Pt, "Ordem dos Médicos".to_owned())].into(),
+        competences: vec![Competence {
+            area: "professional-qualifications".parse()?,
+            procedures: BTreeSet::new(),
+            professions: ["doctor".parse()?, "specialist-doctor".parse()?].into(),
+            other: vec![],
+        }],
+        contact: Contact {
+            city: Some("Lisboa".into()),
+            ..Contact::default()
+        },
+        languages: [Language::Pt, Language::En].into(),
+        status: AuthorityStatus::Active,
+    };
+    pt.directory()
+        .upsert_authority(PublishedAuthority::from_authority(
+            &ordem,
+            pt.address().clone(),
+        ))
+        .await?;
+
+    // The Finn searches in Finnish: "doctor Portugal".
+    wait_until("the authority to be found from Finland", WAIT, || async {
+        let results = fi
+            .search()
+            .find("lääkäri Portugali", Language::Fi)
+            .await
+            .unwrap();
+        !results.hits.is_empty()
+    })
+    .await?;
+    let results = fi.search().find("lääkäri Portugali", Language::Fi).await?;
+    let found = results.hits.first().map(|h| h.id.clone());
+    assert_eq!(found, Some(ordem.id.to_string()));
+
+    // She sends the request; the directory tells her node where it goes.
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = imi_protocol::Actor {
+        authority: ordem.id,
+        ..official(Country::Pt, &[Role::RequestHandler])
+    };
+    let case = CaseId::new();
+    let draft = Request::draft(
+        case,
+        &finn,
+        "professional-qualifications",
+        party(&portuguese),
+        Timestamp::from_millis(0),
+    )?;
+    fi.create(CaseState::Request(draft), finn.clone()).await?;
+    // The Finnish node serves the Finnish authority.
+    fi.set_authority_route(finn.authority, fi.address()).await?;
+    let step = |action| CaseAction::Request {
+        action,
+        before: None,
+    };
+    fi.act(
+        case,
+        finn.clone(),
+        step(RequestAction::Send {
+            reply_by: in_days(14),
+        }),
+        Content::default(),
+    )
+    .await?;
+    wait_until("the request to reach the Ordem", WAIT, || async {
+        status(pt, case).as_deref() == Some("sent")
+    })
+    .await?;
+    pt.act(
+        case,
+        portuguese.clone(),
+        step(RequestAction::Accept),
+        Content::default(),
+    )
+    .await?;
+    wait_until("the acceptance to reach Finland", WAIT, || async {
+        status(fi, case).as_deref() == Some("accepted")
+    })
+    .await?;
+    Ok(())
+}
