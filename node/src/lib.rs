@@ -15,5 +15,6 @@ pub mod index;
 pub mod net;
 pub mod node;
 pub mod peers;
+mod publish;
 pub mod status;
 pub mod store;

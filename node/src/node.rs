@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::admin::Admin;
 use crate::admission::CertAdmission;
 use crate::config::{Config, DeliveryConfig};
 use crate::delivery::{self, Delivery, Inbound, PeerKeys, Receiver};
@@ -169,6 +170,8 @@ pub struct Node<I: Inbound> {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     search: DirectorySearch,
     follow_task: tokio::task::JoinHandle<()>,
+    admin: Admin,
+    publish_task: tokio::task::JoinHandle<()>,
 }
 
 impl<I: Inbound> std::fmt::Debug for Node<I> {
@@ -242,6 +245,11 @@ impl<I: Inbound> Node<I> {
                 .follow(directory.clone(), store.clone())
                 .instrument(span.clone()),
         );
+        let admin = Admin::open(store.clone(), setup.address.country).await?;
+        let publish_task = tokio::spawn(
+            crate::publish::follow(admin.clone(), directory.clone(), setup.address.clone())
+                .instrument(span.clone()),
+        );
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -267,6 +275,8 @@ impl<I: Inbound> Node<I> {
             inbound,
             tasks: vec![net_task, delivery_task, dispatch_task, directory_task],
             follow_task,
+            admin,
+            publish_task,
         })
     }
 
@@ -275,6 +285,8 @@ impl<I: Inbound> Node<I> {
     pub async fn shutdown(self) {
         self.follow_task.abort();
         let _ = self.follow_task.await;
+        self.publish_task.abort();
+        let _ = self.publish_task.await;
         self.directory.shutdown().await;
         self.net.shutdown().await;
         self.delivery.shutdown().await;
@@ -307,6 +319,11 @@ impl<I: Inbound> Node<I> {
     /// The replicated directory.
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// The country's authorities and users.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
     }
 
     /// The multilingual search over the directory.

@@ -112,3 +112,75 @@ async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyh
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears()
+-> anyhow::Result<()> {
+    use imi_node::admin::{AuthorityDraft, Password};
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let admin = pt.admin();
+    let coordinator = admin
+        .create_first_coordinator(
+            "ana",
+            "Ana Costa",
+            "ana@example.pt",
+            Password::new("correct horse battery staple"),
+        )
+        .await?;
+    let coordinator = coordinator
+        .user
+        .actor_for(Country::Pt, imi_protocol::ALL_AREAS);
+    let draft = AuthorityDraft {
+        names: [(Language::Pt, "Ordem dos Enfermeiros".to_owned())].into(),
+        competences: vec![Competence {
+            area: "professional-qualifications".parse()?,
+            procedures: BTreeSet::new(),
+            professions: ["nurse".parse()?].into(),
+            other: vec![],
+        }],
+        contact: Contact {
+            city: Some("Lisboa".into()),
+            ..Contact::default()
+        },
+        languages: [Language::Pt].into(),
+    };
+    // Registered but not yet approved: not in the directory.
+    let record = admin.register_authority(None, draft, None).await?;
+    let id = record.authority.id;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(fi.directory().authority(id).is_none());
+
+    admin.approve_authority(&coordinator, id).await?;
+    let query = "sairaanhoitaja Portugali"; // "nurse Portugal" in Finnish
+    wait_until(
+        "the approved authority to be found from Finland",
+        WAIT,
+        || async {
+            let results = fi.search().find(query, Language::Fi).await.unwrap();
+            results.hits.first().is_some_and(|h| h.id == id.to_string())
+        },
+    )
+    .await?;
+
+    admin
+        .deactivate_authority(&coordinator, id, "merged into another order")
+        .await?;
+    wait_until(
+        "the deactivated authority to disappear abroad",
+        WAIT,
+        || async {
+            let results = fi.search().find(query, Language::Fi).await.unwrap();
+            fi.directory().authority(id).is_none()
+                && !results.hits.iter().any(|h| h.id == id.to_string())
+        },
+    )
+    .await?;
+    Ok(())
+}

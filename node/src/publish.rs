@@ -1,0 +1,86 @@
+//! Publishes this node's active authorities in the replicated directory.
+//!
+//! Authorities live in the node's administration tables; the directory holds
+//! what the rest of the federation sees. At start the two are reconciled
+//! (the CLI may have changed authorities while the node was stopped), then
+//! every administration change is published as it commits: an approved
+//! authority appears in every country's directory and search, a deactivated
+//! or rejected one disappears.
+
+use imi_protocol::{AuthorityId, AuthorityStatus, NodeAddress};
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use crate::admin::{Admin, AdminEvent};
+use crate::directory::{Directory, PublishedAuthority};
+
+/// Keeps `directory` in step with `admin` until the node stops.
+pub(crate) async fn follow(admin: Admin, directory: Directory, me: NodeAddress) {
+    let mut events = admin.subscribe();
+    reconcile(&admin, &directory, &me).await;
+    loop {
+        match events.recv().await {
+            Ok(AdminEvent::AuthorityChanged(id)) => publish_one(&admin, &directory, &me, id).await,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => reconcile(&admin, &directory, &me).await,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn publish_one(admin: &Admin, directory: &Directory, me: &NodeAddress, id: AuthorityId) {
+    let record = match admin.authority(id) {
+        Ok(record) => record,
+        Err(err) => {
+            warn!(authority = %id, error = %err, "cannot read the authority to publish it");
+            return;
+        }
+    };
+    let authority = record.authority;
+    if authority.status == AuthorityStatus::Active {
+        let entry = PublishedAuthority::from_authority(&authority, me.clone());
+        if directory.authority(id).as_ref() != Some(&entry) {
+            match directory.upsert_authority(entry).await {
+                Ok(()) => info!(authority = %id, "authority published in the directory"),
+                Err(err) => warn!(authority = %id, error = %err, "authority not published"),
+            }
+        }
+    } else if directory.authority(id).is_some() {
+        match directory.remove_authority(id).await {
+            Ok(_) => {
+                info!(authority = %id, status = ?authority.status, "authority withdrawn from the directory")
+            }
+            Err(err) => warn!(authority = %id, error = %err, "authority not withdrawn"),
+        }
+    }
+}
+
+async fn reconcile(admin: &Admin, directory: &Directory, me: &NodeAddress) {
+    let active = match admin.published_authorities().await {
+        Ok(active) => active,
+        Err(err) => {
+            warn!(error = %err, "cannot read the authorities to publish");
+            return;
+        }
+    };
+    let entries: Vec<PublishedAuthority> = active
+        .iter()
+        .map(|a| PublishedAuthority::from_authority(a, me.clone()))
+        .filter(|entry| directory.authority(entry.id).as_ref() != Some(entry))
+        .collect();
+    if !entries.is_empty() {
+        let count = entries.len();
+        match directory.upsert_authorities(entries).await {
+            Ok(()) => info!(count, "authorities published in the directory"),
+            Err(err) => warn!(error = %err, "authorities not published"),
+        }
+    }
+    let active_ids: std::collections::BTreeSet<AuthorityId> = active.iter().map(|a| a.id).collect();
+    for published in directory.authorities_of(me.country) {
+        if published.node == *me && !active_ids.contains(&published.id) {
+            if let Err(err) = directory.remove_authority(published.id).await {
+                warn!(authority = %published.id, error = %err, "authority not withdrawn");
+            }
+        }
+    }
+}
