@@ -77,10 +77,11 @@ async fn reconcile(admin: &Admin, directory: &Directory, me: &NodeAddress) {
     }
     let active_ids: std::collections::BTreeSet<AuthorityId> = active.iter().map(|a| a.id).collect();
     for published in directory.authorities_of(me.country) {
-        if published.node == *me && !active_ids.contains(&published.id) {
-            if let Err(err) = directory.remove_authority(published.id).await {
-                warn!(authority = %published.id, error = %err, "authority not withdrawn");
-            }
+        if published.node == *me
+            && !active_ids.contains(&published.id)
+            && let Err(err) = directory.remove_authority(published.id).await
+        {
+            warn!(authority = %published.id, error = %err, "authority not withdrawn");
         }
     }
 }
