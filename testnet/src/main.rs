@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use imi_protocol::Country;
 use imi_testnet::Testnet;
@@ -85,6 +85,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Writes a line to standard output; a closed output (`| head`) is an
+/// error, not a panic.
+fn say(line: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout(), "{line}").context("cannot write to standard output")
+}
+
 fn logging(default: &str) {
     let filter = std::env::var("IMI_LOG").unwrap_or_else(|_| default.to_owned());
     let _ = tracing_subscriber::fmt()
@@ -130,12 +137,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 quic,
                 dir,
             };
-            println!(
+            say(format_args!(
                 "delivery FI -> PT over {} loopback: {sequential} sequential requests, then {requests} with {concurrency} in flight",
                 if quic { "QUIC" } else { "TCP" }
-            );
+            ))?;
             let report = bench::delivery(&options).await?;
-            println!("{report}");
+            say(format_args!("{report}"))?;
             Ok(())
         }
     }
@@ -160,11 +167,11 @@ async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -
     let started = Instant::now();
     let mut net = builder.start().await?;
     net.wait_connected(Duration::from_secs(120)).await?;
-    println!(
+    say(format_args!(
         "{} nodes up and connected in {:.1} s",
         net.nodes.len(),
         started.elapsed().as_secs_f64()
-    );
+    ))?;
     for (node, dir) in net.nodes.iter().zip(&net.federation.nodes) {
         let addrs: Vec<String> = node
             .net()
@@ -173,19 +180,21 @@ async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -
             .iter()
             .map(ToString::to_string)
             .collect();
-        println!(
+        say(format_args!(
             "{:<12} {:<28} {}",
             node.address().to_string(),
             addrs.join(" "),
             dir.dir.display()
-        );
+        ))?;
     }
     if dir.is_none() {
-        println!("the node directories are removed when the federation stops");
+        say(format_args!(
+            "the node directories are removed when the federation stops"
+        ))?;
     }
-    println!("press Ctrl-C to stop");
+    say(format_args!("press Ctrl-C to stop"))?;
     tokio::signal::ctrl_c().await?;
-    println!("stopping");
+    say(format_args!("stopping"))?;
     for node in net.nodes.drain(..) {
         node.shutdown().await;
     }
