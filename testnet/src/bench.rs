@@ -32,6 +32,9 @@ use crate::Testnet;
 /// How often the watcher looks at the sender's store.
 pub const POLL: Duration = Duration::from_micros(100);
 
+/// How long the benchmark waits for the next receipt before it gives up.
+const STALL: Duration = Duration::from_secs(60);
+
 /// What [`delivery`] runs.
 #[derive(Debug, Clone)]
 pub struct DeliveryOptions {
@@ -367,12 +370,20 @@ fn watch(
     };
     let mut submitted: u64 = 0;
     let mut seen_done: u64 = 0;
+    let mut progress = Instant::now();
     loop {
+        if !pending.is_empty() && progress.elapsed() > STALL {
+            bail!(
+                "no receipt arrived for {STALL:?} while {} requests waited for one",
+                pending.len()
+            );
+        }
         if pending.is_empty() {
             match submissions.recv() {
                 Ok(s) => {
                     pending.push_back(s);
                     submitted += 1;
+                    progress = Instant::now();
                 }
                 Err(_) => return Ok(watched),
             }
@@ -403,6 +414,7 @@ fn watch(
                     permits.add_permits(1);
                     seen_done += 1;
                     to_find -= 1;
+                    progress = now;
                 }
             }
         }
@@ -422,5 +434,23 @@ mod tests {
         assert_eq!(l.quantile(0.0), Duration::from_millis(1));
         assert_eq!(l.max(), Duration::from_millis(100));
         assert_eq!(Latencies::default().quantile(0.5), Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_request_is_measured_until_its_receipt() {
+        let report = delivery(&DeliveryOptions {
+            sequential: 5,
+            requests: 60,
+            concurrency: 8,
+            ..DeliveryOptions::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.sequential.latencies.len(), 5);
+        assert_eq!(report.saturated.latencies.len(), 60);
+        assert_eq!(report.sequential.concurrency, 1);
+        assert!(report.saturated.latencies.quantile(0.5) > Duration::ZERO);
+        assert!(report.saturated.elapsed >= report.saturated.latencies.max());
+        assert!(report.saturated.throughput() > 0.0);
     }
 }
