@@ -628,9 +628,12 @@ pub fn set_route_offline(
     key: RouteKey,
     node: &NodeAddress,
 ) -> Result<(), StoreError> {
-    let db = redb::Database::create(store).map_err(|source| StoreError::Open {
+    if let Some(parent) = store.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::corrupt("store directory", e))?;
+    }
+    let db = redb::Database::create(store).map_err(|reason| StoreError::Open {
         path: store.to_owned(),
-        source: Box::new(source),
+        reason: Box::new(reason),
     })?;
     let tx = db.begin_write()?;
     {

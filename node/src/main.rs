@@ -679,9 +679,11 @@ async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
     let revocations = config.certs.revocations.clone();
     let mut seen = revocation_files(&revocations);
     let mut rescan = tokio::time::interval(Duration::from_secs(2));
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupted => break,
             _ = rescan.tick() => {
                 // Lists placed by `certs revoke --install-into` take effect at once.
                 let now = revocation_files(&revocations);

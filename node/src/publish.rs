@@ -16,6 +16,11 @@ use crate::directory::{Directory, PublishedAuthority};
 
 /// Keeps `directory` in step with `admin` until the node stops.
 pub(crate) async fn follow(admin: Admin, directory: Directory, me: NodeAddress) {
+    // The Commission's document holds the catalogue and the roster, not
+    // authorities.
+    if me.country.is_commission() {
+        return;
+    }
     let mut events = admin.subscribe();
     reconcile(&admin, &directory, &me).await;
     loop {

@@ -32,14 +32,14 @@ fn open_existing(path: &Path) -> Result<Database, StoreError> {
     if !path.exists() {
         return Err(StoreError::Open {
             path: path.to_owned(),
-            source: Box::new(redb::DatabaseError::Storage(redb::StorageError::Io(
+            reason: Box::new(redb::DatabaseError::Storage(redb::StorageError::Io(
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no store here"),
             ))),
         });
     }
-    Database::open(path).map_err(|source| StoreError::Open {
+    Database::open(path).map_err(|reason| StoreError::Open {
         path: path.to_owned(),
-        source: Box::new(source),
+        reason: Box::new(reason),
     })
 }
 

@@ -40,13 +40,12 @@ const SCHEMA_VERSION: &[u8] = b"1";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or created.
-    #[error("cannot open the store at {path}: {source}")]
+    #[error("cannot open the store at {path}: {reason}")]
     Open {
         /// The file.
         path: PathBuf,
-        /// What redb said.
-        #[source]
-        source: Box<redb::DatabaseError>,
+        /// What redb said (part of the message, so not repeated as a source).
+        reason: Box<redb::DatabaseError>,
     },
     /// The file holds a store of another schema version.
     #[error(
@@ -139,9 +138,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::builder()
             .create(path)
-            .map_err(|source| StoreError::Open {
+            .map_err(|reason| StoreError::Open {
                 path: path.to_owned(),
-                source: Box::new(source),
+                reason: Box::new(reason),
             })?;
         check_schema(&db, path)?;
         let db = Arc::new(db);

@@ -642,3 +642,100 @@ pub fn sample_authorities(
         })
         .collect()
 }
+
+/// Real competent authorities and registers of 25 countries (names in their
+/// own languages, competences as catalogue keys): the search's relevance
+/// fixture, used as demo data so a trainer's searches find real names.
+const DEMO_DIRECTORY: &str = include_str!("../../search/tests/relevance/directory.toml");
+
+#[derive(serde::Deserialize)]
+struct DemoDirectory {
+    entry: Vec<imi_search::DirectoryEntry>,
+}
+
+/// The real authorities and registers of `country` from the demo directory,
+/// published as served by `node`. Ids are derived from the entries' names,
+/// so every run gives the same ids.
+pub fn demo_entries(
+    country: Country,
+    node: &NodeAddress,
+) -> Result<(
+    Vec<imi_node::directory::PublishedAuthority>,
+    Vec<imi_node::directory::Register>,
+)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    use imi_protocol::{AreaKey, AuthorityId, Catalogue, Competence, Contact};
+    use imi_search::EntryKind;
+
+    let demo: DemoDirectory = toml::from_str(DEMO_DIRECTORY).context("demo directory")?;
+    let catalogue = Catalogue::builtin();
+    let mut authorities = Vec::new();
+    let mut registers = Vec::new();
+    for entry in demo.entry.into_iter().filter(|e| e.country == country) {
+        let mut areas: BTreeSet<AreaKey> = entry.areas.iter().cloned().collect();
+        for profession in &entry.professions {
+            if let Some(p) = catalogue.profession(profession) {
+                areas.insert(p.area.clone());
+            }
+        }
+        for procedure in &entry.procedures {
+            if let Some(p) = catalogue.procedure(procedure) {
+                areas.insert(p.area.clone());
+            }
+        }
+        let names: BTreeMap<imi_protocol::Language, String> = entry.names.iter().cloned().collect();
+        match entry.kind {
+            EntryKind::Authority => {
+                let competences = areas
+                    .iter()
+                    .map(|area| Competence {
+                        area: area.clone(),
+                        procedures: entry
+                            .procedures
+                            .iter()
+                            .filter(|p| catalogue.procedure(p).is_some_and(|p| &p.area == area))
+                            .cloned()
+                            .collect(),
+                        professions: entry
+                            .professions
+                            .iter()
+                            .filter(|p| catalogue.profession(p).is_some_and(|p| &p.area == area))
+                            .cloned()
+                            .collect(),
+                        other: entry.other_competences.clone(),
+                    })
+                    .collect();
+                let mut hasher = DefaultHasher::new();
+                entry.id.hash(&mut hasher);
+                let id = AuthorityId::from_parts(1, u128::from(hasher.finish()));
+                authorities.push(imi_node::directory::PublishedAuthority {
+                    id,
+                    country,
+                    names,
+                    competences,
+                    contact: Contact {
+                        city: entry.city.clone(),
+                        region: entry.region.clone(),
+                        website: entry.url.clone(),
+                        ..Contact::default()
+                    },
+                    languages: entry.languages.iter().copied().collect(),
+                    node: node.clone(),
+                });
+            }
+            EntryKind::Register => registers.push(imi_node::directory::Register {
+                id: entry.id.clone(),
+                country,
+                names,
+                url: entry.url.clone().unwrap_or_default(),
+                areas,
+                professions: entry.professions.iter().cloned().collect(),
+                lookups: entry.other_competences.clone(),
+                languages: entry.languages.iter().copied().collect(),
+            }),
+        }
+    }
+    Ok((authorities, registers))
+}

@@ -37,6 +37,9 @@ enum Command {
         /// temporary directory removed on exit.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Demo authorities each country publishes in the directory.
+        #[arg(long, default_value_t = 40)]
+        authorities: usize,
     },
     /// Measure a federation running in this process.
     Bench {
@@ -108,6 +111,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             all,
             observer,
             dir,
+            authorities,
         } => {
             logging("warn");
             let (countries, observer) = if all {
@@ -117,7 +121,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 (countries, observer)
             };
-            up(countries, observer, dir).await
+            up(countries, observer, dir, authorities).await
         }
         Command::Bench {
             bench:
@@ -148,7 +152,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -> Result<()> {
+async fn up(
+    mut countries: Vec<Country>,
+    observer: bool,
+    dir: Option<PathBuf>,
+    authorities: usize,
+) -> Result<()> {
     countries.retain(|c| !c.is_commission());
     countries.dedup();
     if countries.is_empty() && !observer {
@@ -187,6 +196,7 @@ async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -
             dir.dir.display()
         ))?;
     }
+    demo_data(&net, authorities).await?;
     if dir.is_none() {
         say(format_args!(
             "the node directories are removed when the federation stops"
@@ -197,6 +207,69 @@ async fn up(mut countries: Vec<Country>, observer: bool, dir: Option<PathBuf>) -
     say(format_args!("stopping"))?;
     for node in net.nodes.drain(..) {
         node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// The password of every demo coordinator account.
+const DEMO_PASSWORD: &str = "demo password, change me";
+
+/// Demo data: a national coordinator account on every country node, and
+/// authorities published in every country's directory.
+async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
+    let started = Instant::now();
+    for node in &net.nodes {
+        let country = node.address().country;
+        node.admin()
+            .create_first_coordinator(
+                "coordinator",
+                &format!("National IMI coordinator {country}"),
+                &format!(
+                    "coordinator@{}.imi.test",
+                    country.code().to_ascii_lowercase()
+                ),
+                imi_node::admin::Password::new(DEMO_PASSWORD),
+            )
+            .await?;
+        if !country.is_commission() {
+            // Real authorities and registers where the demo directory has
+            // them, generated ones to fill the country up.
+            let (mut real, registers) = imi_testnet::demo_entries(country, node.address())?;
+            let filler = authorities.saturating_sub(real.len());
+            real.extend(imi_testnet::sample_authorities(
+                country,
+                node.address(),
+                filler,
+            ));
+            node.directory().upsert_authorities(real).await?;
+            for register in registers {
+                node.directory().upsert_register(register).await?;
+            }
+        }
+    }
+    net.wait_converged(Duration::from_secs(120)).await?;
+    let total = net
+        .nodes
+        .first()
+        .map_or(0, |n| n.directory().authority_count());
+    say(format_args!(
+        "demo data: {total} authorities in the directory on every node, in {:.1} s; each node has a user `coordinator` with the password {DEMO_PASSWORD:?}",
+        started.elapsed().as_secs_f64()
+    ))?;
+    if let Some(fi) = net
+        .nodes
+        .iter()
+        .find(|n| n.address().country == Country::Fi)
+    {
+        let text = "lääkäri Portugali";
+        let results = fi.search().find(text, imi_protocol::Language::Fi).await?;
+        say(format_args!(
+            "search on FI for {text:?} (doctor Portugal): {} results",
+            results.total
+        ))?;
+        for hit in results.hits.iter().take(3) {
+            say(format_args!("  {} {}", hit.country, hit.display_name))?;
+        }
     }
     Ok(())
 }
