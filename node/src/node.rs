@@ -172,6 +172,7 @@ pub struct Node<I: Inbound> {
     follow_task: tokio::task::JoinHandle<()>,
     admin: Admin,
     publish_task: tokio::task::JoinHandle<()>,
+    warn_task: tokio::task::JoinHandle<()>,
 }
 
 impl<I: Inbound> std::fmt::Debug for Node<I> {
@@ -250,6 +251,8 @@ impl<I: Inbound> Node<I> {
             crate::publish::follow(admin.clone(), directory.clone(), setup.address.clone())
                 .instrument(span.clone()),
         );
+        let warn_task =
+            tokio::spawn(crate::publish::warn_periodically(admin.clone()).instrument(span.clone()));
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -277,6 +280,7 @@ impl<I: Inbound> Node<I> {
             follow_task,
             admin,
             publish_task,
+            warn_task,
         })
     }
 
@@ -287,6 +291,8 @@ impl<I: Inbound> Node<I> {
         let _ = self.follow_task.await;
         self.publish_task.abort();
         let _ = self.publish_task.await;
+        self.warn_task.abort();
+        let _ = self.warn_task.await;
         self.directory.shutdown().await;
         self.net.shutdown().await;
         self.delivery.shutdown().await;

@@ -80,13 +80,59 @@ async fn reconcile(admin: &Admin, directory: &Directory, me: &NodeAddress) {
             Err(err) => warn!(error = %err, "authorities not published"),
         }
     }
-    let active_ids: std::collections::BTreeSet<AuthorityId> = active.iter().map(|a| a.id).collect();
-    for published in directory.authorities_of(me.country) {
-        if published.node == *me
-            && !active_ids.contains(&published.id)
-            && let Err(err) = directory.remove_authority(published.id).await
+    // Withdraw what the administration no longer holds active (deactivated
+    // or rejected while the node was stopped). Entries the administration
+    // does not know are left alone.
+    let all = match admin.list_authorities(None).await {
+        Ok(all) => all,
+        Err(err) => {
+            warn!(error = %err, "cannot read the authorities to withdraw");
+            return;
+        }
+    };
+    for record in all {
+        let authority = record.authority;
+        if authority.status != AuthorityStatus::Active
+            && directory
+                .authority(authority.id)
+                .is_some_and(|p| p.node == *me)
+            && let Err(err) = directory.remove_authority(authority.id).await
         {
-            warn!(authority = %published.id, error = %err, "authority not withdrawn");
+            warn!(authority = %authority.id, error = %err, "authority not withdrawn");
+        }
+    }
+}
+
+/// How often the node repeats its administration warnings in the log.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Users idle this long are reported as probable leavers.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// Logs, a minute after start and then daily, the authorities without a
+/// substitute and the users who have not signed in for 90 days, so
+/// coordinators act on them.
+pub(crate) async fn warn_periodically(admin: Admin) {
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, WARN_EVERY);
+    loop {
+        tick.tick().await;
+        match admin.substitute_warnings().await {
+            Ok(warnings) => {
+                for warning in warnings {
+                    warn!(authority = %warning.authority, area = %warning.area, "{warning}");
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot check the substitutes"),
+        }
+        match admin.inactive_users(IDLE_FOR).await {
+            Ok(idle) => {
+                for user in idle {
+                    let u = &user.account.user;
+                    warn!(login = %u.login, since = %user.idle_since, "user has not signed in for 90 days; remove the account if they left");
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot list inactive users"),
         }
     }
 }
