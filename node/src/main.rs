@@ -709,31 +709,12 @@ fn revocation_files(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
 }
 
 async fn reload_revocations(node: &Node<CaseApp>, dir: &Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let Some(stem) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".crl.pem"))
-        else {
-            continue;
-        };
-        let list = match RevocationList::read_pem_file(&path) {
-            Ok(list) => list,
+    for (path, result) in imi_node::node::read_revocation_dir(dir) {
+        let (issuer, list) = match result {
+            Ok(file) => file,
             Err(err) => {
-                warn!(error = %err, "revocation list unreadable");
+                warn!(file = %path.display(), error = %err, "revocation list not usable");
                 continue;
-            }
-        };
-        let issuer = if stem == "root" {
-            None
-        } else {
-            match Certificate::read_pem_file(&dir.join(format!("{stem}.ca.pem"))) {
-                Ok(ca) => Some(ca),
-                Err(err) => {
-                    warn!(error = %err, "revocation list without its CA certificate");
-                    continue;
-                }
             }
         };
         match node.add_revocation_list(issuer.as_ref(), list).await {

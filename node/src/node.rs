@@ -122,39 +122,55 @@ impl NodeSetup {
     }
 }
 
+/// A revocation list file with the certificate of the CA that signed it
+/// (`None` for the root's own list).
+pub type RevocationFile = (Option<Certificate>, RevocationList);
+
 /// Reads every `*.crl.pem` in `dir`, with the `*.ca.pem` of the same stem
-/// as its issuer (none for `root.crl.pem`).
-fn load_revocations(dir: &Path) -> Result<Vec<(Option<Certificate>, RevocationList)>, StartError> {
-    let mut out = Vec::new();
+/// as its issuer (none for `root.crl.pem`); each file gets its own result,
+/// whose error names the file.
+pub fn read_revocation_dir(dir: &Path) -> Vec<(PathBuf, Result<RevocationFile, String>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(out);
+        return vec![];
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
-    for path in paths {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(stem) = name.strip_suffix(".crl.pem") else {
-            continue;
-        };
-        let list = RevocationList::read_pem_file(&path).map_err(|e| {
-            StartError::Credentials(format!("cannot load the revocation list: {e}"))
-        })?;
-        let issuer = if stem == "root" {
-            None
-        } else {
-            let ca_path = dir.join(format!("{stem}.ca.pem"));
-            Some(Certificate::read_pem_file(&ca_path).map_err(|e| {
-                StartError::Credentials(format!(
-                    "the revocation list {} needs its CA certificate: {e}",
-                    path.display()
-                ))
-            })?)
-        };
-        out.push((issuer, list));
-    }
-    Ok(out)
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let stem = path
+                .file_name()
+                .and_then(|n| n.to_str())?
+                .strip_suffix(".crl.pem")?
+                .to_owned();
+            let read = || -> Result<RevocationFile, String> {
+                let list = RevocationList::read_pem_file(&path)
+                    .map_err(|e| format!("cannot load the revocation list: {e}"))?;
+                if stem == "root" {
+                    return Ok((None, list));
+                }
+                let ca_path = dir.join(format!("{stem}.ca.pem"));
+                let ca = Certificate::read_pem_file(&ca_path).map_err(|e| {
+                    format!(
+                        "the revocation list {} needs its CA certificate: {e}",
+                        path.display()
+                    )
+                })?;
+                Ok((Some(ca), list))
+            };
+            let result = read();
+            Some((path, result))
+        })
+        .collect()
+}
+
+/// Every revocation list in `dir`; at start a file that cannot be used stops
+/// the node, so a revocation is never silently ignored.
+fn load_revocations(dir: &Path) -> Result<Vec<RevocationFile>, StartError> {
+    read_revocation_dir(dir)
+        .into_iter()
+        .map(|(_, result)| result.map_err(StartError::Credentials))
+        .collect()
 }
 
 /// A running node.
