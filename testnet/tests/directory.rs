@@ -28,7 +28,7 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let writer = buffer.clone();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "imi_node::directory=warn",
+                "imi_node::directory=info",
             ))
             .with_ansi(false)
             .with_writer(move || Capture(writer.clone()))

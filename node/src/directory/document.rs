@@ -13,7 +13,7 @@ use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{Automerge, AutomergeError, ChangeHash, Patch, PatchAction, PatchLog, Prop};
 use imi_protocol::{AuthorityId, Country};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Stats;
 use super::model::{self, DocKind};
@@ -436,7 +436,9 @@ impl CountryDoc {
                 }
                 Err(refused @ SignatureRefused::Stale { .. }) => {
                     stats.stale_signatures.fetch_add(1, Ordering::Relaxed);
-                    warn!(%peer, %country, reason = %refused, "replayed signed heads refused");
+                    // Older heads are harmless (they change nothing) and honest
+                    // relays race with newer ones all the time: not a warning.
+                    info!(%peer, %country, reason = %refused, "replayed signed heads refused");
                 }
                 Err(refused) => {
                     stats.refused_signatures.fetch_add(1, Ordering::Relaxed);
