@@ -119,8 +119,22 @@ pub(crate) async fn warn_periodically(admin: Admin) {
         tick.tick().await;
         match admin.substitute_warnings().await {
             Ok(warnings) => {
+                // One line per authority, naming every area concerned.
+                let mut by_authority: std::collections::BTreeMap<_, (String, Vec<String>)> =
+                    std::collections::BTreeMap::new();
                 for warning in warnings {
-                    warn!(authority = %warning.authority, area = %warning.area, "{warning}");
+                    by_authority
+                        .entry(warning.authority)
+                        .or_insert_with(|| (warning.name.clone(), vec![]))
+                        .1
+                        .push(warning.area.to_string());
+                }
+                for (authority, (name, areas)) in by_authority {
+                    warn!(
+                        %authority,
+                        areas = %areas.join(", "),
+                        "{name} has fewer than two active users handling requests in some areas; give a second user the request-handler or allocator role there, so someone can stand in"
+                    );
                 }
             }
             Err(err) => warn!(error = %err, "cannot check the substitutes"),

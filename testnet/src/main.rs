@@ -113,7 +113,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             dir,
             authorities,
         } => {
-            logging("warn");
+            // The demo coordinators have no substitutes on purpose: keep
+            // the administration's reminders out of the trainer's console.
+            logging("warn,imi_node::publish=error");
             let (countries, observer) = if all {
                 (Country::MEMBERS.to_vec(), observer)
             } else if countries.is_empty() {
