@@ -725,6 +725,8 @@ pub fn demo_entries(
                     node: node.clone(),
                 });
             }
+            // A register is published with the address where it is looked up.
+            EntryKind::Register if entry.url.is_none() => {}
             EntryKind::Register => registers.push(imi_node::directory::Register {
                 id: entry.id.clone(),
                 country,

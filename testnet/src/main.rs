@@ -198,7 +198,13 @@ async fn up(
             dir.dir.display()
         ))?;
     }
-    demo_data(&net, authorities).await?;
+    if let Err(err) = demo_data(&net, authorities).await {
+        // Stop the nodes before their directories are removed.
+        for node in net.nodes.drain(..) {
+            node.shutdown().await;
+        }
+        return Err(err);
+    }
     if dir.is_none() {
         say(format_args!(
             "the node directories are removed when the federation stops"
@@ -245,7 +251,10 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
             ));
             node.directory().upsert_authorities(real).await?;
             for register in registers {
-                node.directory().upsert_register(register).await?;
+                let id = register.id.clone();
+                if let Err(err) = node.directory().upsert_register(register).await {
+                    say(format_args!("demo register {id} not published: {err}"))?;
+                }
             }
         }
     }
