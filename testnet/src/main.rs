@@ -272,10 +272,17 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
         .iter()
         .find(|n| n.address().country == Country::Fi)
     {
-        let text = "lääkäri Portugali";
-        let results = fi.search().find(text, imi_protocol::Language::Fi).await?;
+        // A Finnish official looks for the Portuguese authority for doctors.
+        let text = "lääkäri";
+        let query = imi_search::Query::new(text, imi_protocol::Language::Fi).with_filters(
+            imi_search::Filters {
+                countries: vec![Country::Pt],
+                ..imi_search::Filters::default()
+            },
+        );
+        let results = fi.search().search(query).await?;
         say(format_args!(
-            "search on FI for {text:?} (doctor Portugal): {} results",
+            "search on FI for {text:?} (doctor) in Portugal: {} results",
             results.total
         ))?;
         for hit in results.hits.iter().take(3) {
