@@ -151,7 +151,7 @@ pub enum EditError {
     CommissionOnly(&'static str),
     /// The entry is not valid.
     #[error("the entry cannot be published: {0}")]
-    Invalid(#[from] InvalidEntry),
+    Invalid(InvalidEntry),
     /// A revocation list not newer than the one published.
     #[error(
         "the revocation list of {issuer} numbered {number} is not newer than the published one ({published})"
@@ -173,6 +173,14 @@ pub enum EditError {
     /// The directory is shut down.
     #[error("the directory is shut down")]
     Shutdown,
+}
+
+// Not `#[from]`: the reason is already in the message, and a source would
+// repeat it in error chains.
+impl From<InvalidEntry> for EditError {
+    fn from(err: InvalidEntry) -> Self {
+        EditError::Invalid(err)
+    }
 }
 
 /// Counters of what replication accepted and refused.
