@@ -631,7 +631,7 @@ pub fn set_route_offline(
     if let Some(parent) = store.parent() {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::corrupt("store directory", e))?;
     }
-    let db = redb::Database::create(store).map_err(|reason| StoreError::Open {
+    let db = crate::wal::open(store, true).map_err(|reason| StoreError::Open {
         path: store.to_owned(),
         reason: Box::new(reason),
     })?;

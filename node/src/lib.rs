@@ -18,3 +18,4 @@ pub mod peers;
 mod publish;
 pub mod status;
 pub mod store;
+pub mod wal;

@@ -37,7 +37,7 @@ fn open_existing(path: &Path) -> Result<Database, StoreError> {
             ))),
         });
     }
-    Database::open(path).map_err(|reason| StoreError::Open {
+    crate::wal::open(path, false).map_err(|reason| StoreError::Open {
         path: path.to_owned(),
         reason: Box::new(reason),
     })
@@ -134,6 +134,14 @@ pub fn restore(from: &Path, store: &Path) -> Result<(), StoreError> {
     }
     if let Some(parent) = store.parent() {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::corrupt("restore", e))?;
+    }
+    // The logs belonged to the replaced store (and are empty once it closed).
+    for log in crate::wal::log_paths(store) {
+        match std::fs::remove_file(&log) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::corrupt("restore", e)),
+        }
     }
     std::fs::copy(from, store).map_err(|e| StoreError::corrupt("restore", e))?;
     Ok(())

@@ -136,12 +136,10 @@ impl Store {
     /// Opens the store at `path`, creating it when missing, and starts the
     /// writer thread. `init` creates the tables the callers use.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .create(path)
-            .map_err(|reason| StoreError::Open {
-                path: path.to_owned(),
-                reason: Box::new(reason),
-            })?;
+        let db = crate::wal::open(path, true).map_err(|reason| StoreError::Open {
+            path: path.to_owned(),
+            reason: Box::new(reason),
+        })?;
         check_schema(&db, path)?;
         let db = Arc::new(db);
         let (jobs, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
