@@ -884,8 +884,10 @@ async fn send_one(
     };
     let id = q.id;
     let stored_status = status.clone();
+    // Lazy: after a crash the message is still in the outbox, is sent again
+    // and the recipient answers the duplicate with this very receipt.
     let result = store
-        .write(move |tx| {
+        .write_lazy(move |tx| {
             let key = id.to_bytes();
             let mut messages = tx.open_table(MESSAGES)?;
             let record = messages

@@ -5,6 +5,13 @@
 //! waiting, runs them all in **one** write transaction and commits once
 //! (group commit), so durability (`fsync` per commit) does not cap throughput.
 //!
+//! A write may also be *lazy* ([`Store::write_lazy`]): it is committed and
+//! visible at once but made durable by the next durable commit, at the
+//! latest [`LAZY_DURABLE_WITHIN`] later. It is for what can be had again
+//! after a crash: a receipt for a message still in the outbox is fetched
+//! again by resending the message, and the recipient answers a duplicate
+//! with the very same receipt.
+//!
 //! Contract for write closures: a closure that returns `Err` must not have
 //! written anything (check first, then write). Its error goes back to its own
 //! caller; the other closures of the batch still commit.
@@ -18,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 use tokio::sync::oneshot;
 
@@ -29,6 +37,8 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 512;
 /// Writes waiting for the writer thread before callers wait for room.
 const QUEUE_DEPTH: usize = 4096;
+/// A lazy write is durable at the latest this long after it was committed.
+pub const LAZY_DURABLE_WITHIN: Duration = Duration::from_millis(10);
 
 /// Key/value metadata (schema version and counters).
 pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta-1");
@@ -105,6 +115,7 @@ type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<AnyBox, StoreError> +
 
 struct Job {
     write: WriteFn,
+    durable: bool,
     reply: oneshot::Sender<Result<AnyBox, StoreError>>,
 }
 
@@ -115,6 +126,9 @@ pub struct CommitStats {
     pub commits: u64,
     /// Writes committed (summed over all transactions).
     pub writes: u64,
+    /// Of the transactions, those committed without waiting for the disk
+    /// (lazy writes only); the next durable commit makes them durable.
+    pub lazy_commits: u64,
 }
 
 /// The node's store: one redb database, one writer thread.
@@ -175,9 +189,30 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(write, true).await
+    }
+
+    /// Like [`Store::write`], but returns once the write is committed and
+    /// visible, without waiting for the disk: it becomes durable with the
+    /// next durable commit, within [`LAZY_DURABLE_WITHIN`]. Only for what is
+    /// recovered by other means after a crash (see the module comment).
+    pub async fn write_lazy<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(write, false).await
+    }
+
+    async fn submit<T, F>(&self, write: F, durable: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
+            durable,
             reply,
         };
         let jobs = self.jobs.clone();
@@ -207,6 +242,7 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
+            durable: true,
             reply,
         };
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
@@ -247,7 +283,27 @@ fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
 
 fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mutex<CommitStats>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = jobs.recv() {
+    // When lazy commits wait for a durable one: by when it must happen.
+    let mut lazy_due: Option<Instant> = None;
+    loop {
+        let first = match lazy_due {
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Some(due) => match jobs.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    make_durable(db);
+                    lazy_due = None;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    make_durable(db);
+                    return;
+                }
+            },
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -257,7 +313,8 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         }
         let started = Instant::now();
         let count = batch.len();
-        let tx = match db.begin_write() {
+        let durable = batch.iter().any(|job| job.durable);
+        let mut tx = match db.begin_write() {
             Ok(tx) => tx,
             Err(err) => {
                 let message = err.to_string();
@@ -269,6 +326,10 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
                 continue;
             }
         };
+        if !durable && tx.set_durability(Durability::None).is_err() {
+            // Not allowed here: commit durably instead.
+            tracing::debug!("store: lazy commit refused, committing durably");
+        }
         let mut results = Vec::with_capacity(count);
         for job in batch.drain(..) {
             let result = (job.write)(&tx);
@@ -282,6 +343,12 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
                 let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
                 stats.commits += 1;
                 stats.writes += count as u64;
+                if durable {
+                    lazy_due = None;
+                } else {
+                    stats.lazy_commits += 1;
+                    lazy_due.get_or_insert(started + LAZY_DURABLE_WITHIN);
+                }
             }
             Err(err) => {
                 tracing::error!(error = %err, writes = count, "store commit failed");
@@ -293,8 +360,65 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         }
         tracing::trace!(
             writes = count,
+            durable,
             elapsed_us = started.elapsed().as_micros() as u64,
             "group commit"
         );
+    }
+}
+
+/// An empty durable commit: makes the lazy commits before it durable.
+fn make_durable(db: &Database) {
+    let committed = match db.begin_write() {
+        Ok(tx) => tx.commit().map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    if let Err(error) = committed {
+        tracing::error!(%error, "store: making lazy writes durable failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: TableDefinition<'_, u64, u64> = TableDefinition::new("test-1");
+
+    fn get(store: &Store, key: u64) -> Option<u64> {
+        let read = store.read().unwrap();
+        let table = read.open_table(T).ok()?;
+        table.get(key).unwrap().map(|v| v.value())
+    }
+
+    #[tokio::test]
+    async fn a_lazy_write_is_visible_at_once_and_durable_soon_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let store = Store::open(&path).unwrap();
+        // The database file as the disk holds it; nothing after is synced.
+        let on_disk = std::fs::read(&path).unwrap();
+        store
+            .write_lazy(|tx| {
+                tx.open_table(T)?.insert(1, 10)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(get(&store, 1), Some(10));
+        let stats = store.commit_stats();
+        assert_eq!((stats.commits, stats.lazy_commits), (1, 1));
+        tokio::time::sleep(LAZY_DURABLE_WITHIN * 5).await;
+        // A power loss now: the database file loses every unsynced write,
+        // the write-ahead log keeps what was synced.
+        let crashed = dir.path().join("crashed.redb");
+        std::fs::write(&crashed, &on_disk).unwrap();
+        for (from, to) in crate::wal::log_paths(&path)
+            .iter()
+            .zip(crate::wal::log_paths(&crashed))
+        {
+            std::fs::copy(from, to).unwrap();
+        }
+        let reopened = Store::open(&crashed).unwrap();
+        assert_eq!(get(&reopened, 1), Some(10));
     }
 }
