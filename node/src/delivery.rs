@@ -131,6 +131,46 @@ pub enum DeliverAnswer {
     },
 }
 
+/// Envelopes sent in one request at most.
+pub const MAX_BATCH: usize = 128;
+/// Requests in flight to one node at once; messages that become ready
+/// meanwhile wait and go together in the next request.
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Frames envelopes for one request on the deliver protocol: each as a
+/// 4-byte little-endian length and its exact bytes.
+pub fn encode_batch<'a>(envelopes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for envelope in envelopes {
+        out.extend_from_slice(&(envelope.len() as u32).to_le_bytes());
+        out.extend_from_slice(envelope);
+    }
+    out
+}
+
+/// The envelopes of a request framed by [`encode_batch`].
+pub fn decode_batch(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if out.len() == MAX_BATCH {
+            return Err(format!("more than {MAX_BATCH} envelopes in one request"));
+        }
+        let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+            return Err("a batch ends inside a length".into());
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err("a batch ends inside an envelope".into());
+        }
+        out.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    if out.is_empty() {
+        return Err("an empty batch".into());
+    }
+    Ok(out)
+}
+
 /// Why an inbound message was not applied: goes into the rejection receipt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -410,41 +450,104 @@ impl<I: Inbound> Receiver<I> {
     /// Handles envelope `bytes` delivered by the admitted peer `from`, and
     /// returns the answer to send back.
     pub async fn receive(&self, from: &PeerIdentity, bytes: Vec<u8>) -> DeliverAnswer {
-        let from_address = from.address.clone();
-        let verified = {
-            let ctx = VerifyContext::new(&self.me, &self.keys);
-            open::<I::Body>(&bytes, &ctx)
+        self.receive_batch(from, vec![bytes])
+            .await
+            .pop()
+            .expect("one answer per envelope")
+    }
+
+    /// Handles a request on the deliver protocol (envelopes framed by
+    /// [`encode_batch`]) and returns the encoded answers, one per envelope.
+    pub async fn receive_request(&self, from: &PeerIdentity, request: &[u8]) -> Vec<u8> {
+        let answers = match decode_batch(request) {
+            Ok(envelopes) => self.receive_batch(from, envelopes).await,
+            Err(reason) => {
+                warn!(peer = %from.address, %reason, "unreadable delivery request");
+                vec![DeliverAnswer::Unreadable { reason }]
+            }
         };
-        let opened = match verified {
-            Ok(opened) => opened,
-            Err(err) => return self.refuse_unverified(&from_address, &bytes, &err),
-        };
-        let header = opened.header.clone();
-        if header.sender != from_address {
-            warn!(peer = %from_address, sender = %header.sender, id = %header.id, "envelope relayed by another node, rejecting");
-            let outcome = ReceiptOutcome::Rejected {
-                code: "relayed".into(),
-                reason: format!(
-                    "the envelope was signed by {} but delivered by {}; nodes deliver only their own messages",
-                    header.sender, from_address
-                ),
+        postcard::to_stdvec(&answers).unwrap_or_default()
+    }
+
+    /// Handles envelopes delivered together by `from`: each is verified,
+    /// then all verified ones are applied in one write. Answers come in the
+    /// order of the envelopes.
+    pub async fn receive_batch(
+        &self,
+        from: &PeerIdentity,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Vec<DeliverAnswer> {
+        let from_address = &from.address;
+        let mut answers: Vec<Option<DeliverAnswer>> = Vec::with_capacity(envelopes.len());
+        let mut to_apply = Vec::new();
+        for (i, bytes) in envelopes.into_iter().enumerate() {
+            let verified = {
+                let ctx = VerifyContext::new(&self.me, &self.keys);
+                open::<I::Body>(&bytes, &ctx)
             };
-            return DeliverAnswer::Receipt(self.receipt(&header, opened.digest, outcome));
+            let opened = match verified {
+                Ok(opened) => opened,
+                Err(err) => {
+                    answers.push(Some(self.refuse_unverified(from_address, &bytes, &err)));
+                    continue;
+                }
+            };
+            if opened.header.sender != *from_address {
+                let header = &opened.header;
+                warn!(peer = %from_address, sender = %header.sender, id = %header.id, "envelope relayed by another node, rejecting");
+                let outcome = ReceiptOutcome::Rejected {
+                    code: "relayed".into(),
+                    reason: format!(
+                        "the envelope was signed by {} but delivered by {}; nodes deliver only their own messages",
+                        header.sender, from_address
+                    ),
+                };
+                answers.push(Some(DeliverAnswer::Receipt(self.receipt(
+                    header,
+                    opened.digest,
+                    outcome,
+                ))));
+                continue;
+            }
+            answers.push(None);
+            to_apply.push((i, opened, bytes));
         }
-        let this = self.clone();
-        let result = self
-            .store
-            .write(move |tx| this.apply_in(tx, opened, bytes))
-            .await;
-        match result {
-            Ok(answer) => answer,
-            Err(err) => {
-                warn!(error = %err, id = %header.id, "storing an inbound envelope failed");
-                DeliverAnswer::Retry {
-                    reason: "the receiving node could not store the message; try again".into(),
+        if !to_apply.is_empty() {
+            let indices: Vec<usize> = to_apply.iter().map(|(i, _, _)| *i).collect();
+            let this = self.clone();
+            let result = self
+                .store
+                .write(move |tx| {
+                    Ok(to_apply
+                        .into_iter()
+                        .map(|(i, opened, bytes)| (i, this.apply_in(tx, opened, bytes)))
+                        .collect::<Vec<_>>())
+                })
+                .await;
+            let retry = || DeliverAnswer::Retry {
+                reason: "the receiving node could not store the message; try again".into(),
+            };
+            match result {
+                Ok(applied) => {
+                    for (i, answer) in applied {
+                        answers[i] = Some(answer.unwrap_or_else(|err| {
+                            warn!(error = %err, "storing an inbound envelope failed");
+                            retry()
+                        }));
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, messages = indices.len(), "storing inbound envelopes failed");
+                    for i in indices {
+                        answers[i] = Some(retry());
+                    }
                 }
             }
         }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every envelope answered"))
+            .collect()
     }
 
     fn refuse_unverified(
@@ -579,8 +682,8 @@ enum Attempt {
 }
 
 type QueueKey = (NodeAddress, CaseId);
-type Sending =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (QueueKey, MessageId, Attempt)> + Send>>;
+type Sent = (NodeAddress, Vec<(QueueKey, MessageId, Attempt)>);
+type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Sent> + Send>>;
 
 impl Delivery {
     /// Starts the delivery task and queues everything in the outbox.
@@ -603,6 +706,7 @@ impl Delivery {
             connected: HashMap::new(),
             in_flight: HashSet::new(),
             in_flight_per_peer: HashMap::new(),
+            batches_in_flight: HashMap::new(),
             ready: VecDeque::new(),
             parked: HashMap::new(),
             retries: BinaryHeap::new(),
@@ -666,6 +770,8 @@ struct DeliveryTask {
     connected: HashMap<NodeAddress, VerifyingKey>,
     in_flight: HashSet<QueueKey>,
     in_flight_per_peer: HashMap<NodeAddress, usize>,
+    /// Requests (batches of messages) in flight per peer.
+    batches_in_flight: HashMap<NodeAddress, usize>,
     /// Queues whose head may be sendable now.
     ready: VecDeque<QueueKey>,
     /// Queues waiting for their peer to connect or for room in flight.
@@ -719,8 +825,16 @@ impl DeliveryTask {
                     }
                     Some(Command::Shutdown) | None => return,
                 },
-                Some((key, id, attempt)) = sends.next(), if !sends.is_empty() => {
-                    self.finish(key, id, attempt);
+                Some((peer, results)) = sends.next(), if !sends.is_empty() => {
+                    if let Some(n) = self.batches_in_flight.get_mut(&peer) {
+                        *n = n.saturating_sub(1);
+                    }
+                    for (key, id, attempt) in results {
+                        self.finish(key, id, attempt);
+                    }
+                    if let Some(parked) = self.parked.remove(&peer) {
+                        self.ready.extend(parked);
+                    }
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -783,6 +897,8 @@ impl DeliveryTask {
     }
 
     fn pump(&mut self, sends: &mut FuturesUnordered<Sending>) {
+        // The sendable queue heads, per peer, in the order they became ready.
+        let mut by_peer: Vec<(NodeAddress, Vec<(QueueKey, Queued)>)> = Vec::new();
         while let Some(key) = self.ready.pop_front() {
             if self.in_flight.contains(&key) {
                 continue;
@@ -790,90 +906,234 @@ impl DeliveryTask {
             let Some(head) = self.queues.get(&key).and_then(|q| q.front()).cloned() else {
                 continue;
             };
-            let Some(peer_key) = self.connected.get(&key.0).copied() else {
-                self.parked.entry(key.0.clone()).or_default().push(key);
-                continue;
-            };
-            let in_flight = self.in_flight_per_peer.entry(key.0.clone()).or_insert(0);
-            if *in_flight >= self.config.max_in_flight_per_peer {
+            if !self.connected.contains_key(&key.0) {
                 self.parked.entry(key.0.clone()).or_default().push(key);
                 continue;
             }
-            *in_flight += 1;
-            self.in_flight.insert(key.clone());
-            let store = self.store.clone();
-            let net = self.net.clone();
-            sends.push(Box::pin(async move {
-                let attempt = send_one(&store, &net, &head, &peer_key).await;
-                (key, head.id, attempt)
-            }));
+            match by_peer.iter_mut().find(|(peer, _)| *peer == key.0) {
+                Some((_, heads)) => heads.push((key, head)),
+                None => by_peer.push((key.0.clone(), vec![(key, head)])),
+            }
+        }
+        for (peer, heads) in by_peer {
+            let peer_key = self.connected[&peer];
+            let mut heads = heads.into_iter().peekable();
+            while heads.peek().is_some() {
+                let in_flight = self.in_flight_per_peer.get(&peer).copied().unwrap_or(0);
+                let batches = self.batches_in_flight.get(&peer).copied().unwrap_or(0);
+                let room = self
+                    .config
+                    .max_in_flight_per_peer
+                    .saturating_sub(in_flight)
+                    .min(MAX_BATCH);
+                if batches >= MAX_BATCHES_IN_FLIGHT || room == 0 {
+                    // Sent with the next request, once one comes back.
+                    self.parked
+                        .entry(peer.clone())
+                        .or_default()
+                        .extend(heads.by_ref().map(|(key, _)| key));
+                    break;
+                }
+                let batch: Vec<(QueueKey, Queued)> = heads.by_ref().take(room).collect();
+                *self.in_flight_per_peer.entry(peer.clone()).or_insert(0) += batch.len();
+                *self.batches_in_flight.entry(peer.clone()).or_insert(0) += 1;
+                for (key, _) in &batch {
+                    self.in_flight.insert(key.clone());
+                }
+                let store = self.store.clone();
+                let net = self.net.clone();
+                let to = peer.clone();
+                sends.push(Box::pin(async move {
+                    let results = send_batch(&store, &net, &to, batch, &peer_key).await;
+                    (to, results)
+                }));
+            }
         }
     }
 }
 
-async fn send_one(
+/// Reads the stored records of `ids` in one snapshot.
+fn records(store: &Store, ids: &[MessageId]) -> Result<Vec<Option<MessageRecord>>, StoreError> {
+    let read = store.read()?;
+    let table = read.open_table(MESSAGES)?;
+    ids.iter()
+        .map(|id| {
+            table
+                .get(id.to_bytes().as_slice())?
+                .map(|v| decode("message", v.value()))
+                .transpose()
+        })
+        .collect()
+}
+
+/// Sends the heads of several queues to `to` in one request and stores the
+/// receipts that come back (lazily: see [`Store::write_lazy`]).
+async fn send_batch(
     store: &Store,
     net: &NetworkHandle,
-    q: &Queued,
+    to: &NodeAddress,
+    batch: Vec<(QueueKey, Queued)>,
     peer_key: &VerifyingKey,
-) -> Attempt {
-    let record = match message(store, q.id) {
-        Ok(Some(record)) => record,
-        Ok(None) => return Attempt::Done(MessageStatus::Pending),
-        Err(err) => return Attempt::Retry(err.to_string()),
-    };
-    if record.receipt.is_some() {
-        // Receipted already (the outbox entry was removed in the same write).
-        return Attempt::Done(record.status);
+) -> Vec<(QueueKey, MessageId, Attempt)> {
+    let ids: Vec<MessageId> = batch.iter().map(|(_, q)| q.id).collect();
+    let mut outcomes: Vec<Option<Attempt>> = Vec::with_capacity(batch.len());
+    let mut sending: Vec<(usize, MessageRecord)> = Vec::new();
+    match records(store, &ids) {
+        Err(err) => {
+            outcomes.extend(ids.iter().map(|_| Some(Attempt::Retry(err.to_string()))));
+        }
+        Ok(stored) => {
+            for (i, record) in stored.into_iter().enumerate() {
+                match record {
+                    // Gone (cannot happen while in the outbox): nothing to send.
+                    None => outcomes.push(Some(Attempt::Done(MessageStatus::Pending))),
+                    // Receipted already (the outbox entry went in the same write).
+                    Some(record) if record.receipt.is_some() => {
+                        outcomes.push(Some(Attempt::Done(record.status)))
+                    }
+                    Some(record) => {
+                        outcomes.push(None);
+                        sending.push((i, record));
+                    }
+                }
+            }
+        }
     }
-    let answer = match net
-        .request(
-            AppProtocol::Deliver,
-            &q.to.to_string(),
-            record.envelope.clone(),
-        )
-        .await
-    {
-        Ok(answer) => answer,
-        Err(err) => return Attempt::Retry(err.to_string()),
-    };
-    let answer: DeliverAnswer = match postcard::from_bytes(&answer) {
-        Ok(answer) => answer,
-        Err(err) => return Attempt::Retry(format!("unreadable answer: {err}")),
-    };
+    if !sending.is_empty() {
+        let request = encode_batch(sending.iter().map(|(_, r)| r.envelope.as_slice()));
+        let answers = match net
+            .request(AppProtocol::Deliver, &to.to_string(), request)
+            .await
+        {
+            Ok(answer) => postcard::from_bytes::<Vec<DeliverAnswer>>(&answer)
+                .map_err(|err| format!("unreadable answer: {err}"))
+                .and_then(|answers| {
+                    if answers.len() == sending.len() {
+                        Ok(answers)
+                    } else {
+                        Err(format!(
+                            "{} answers to {} envelopes",
+                            answers.len(),
+                            sending.len()
+                        ))
+                    }
+                }),
+            Err(err) => Err(err.to_string()),
+        };
+        match answers {
+            Err(reason) => {
+                for (i, _) in &sending {
+                    outcomes[*i] = Some(Attempt::Retry(reason.clone()));
+                }
+            }
+            Ok(answers) => {
+                let mut receipts = Vec::new();
+                for ((i, record), answer) in sending.into_iter().zip(answers) {
+                    let q = &batch[i].1;
+                    match check_answer(q, &record, answer, peer_key) {
+                        Ok((status, receipt)) => receipts.push((i, q.id, status, receipt)),
+                        Err(attempt) => outcomes[i] = Some(attempt),
+                    }
+                }
+                store_receipts(store, receipts, &mut outcomes).await;
+            }
+        }
+    }
+    batch
+        .into_iter()
+        .zip(outcomes)
+        .map(|((key, q), outcome)| {
+            let outcome = outcome.unwrap_or_else(|| Attempt::Retry("no answer".into()));
+            (key, q.id, outcome)
+        })
+        .collect()
+}
+
+/// Stores verified receipts and takes their messages out of the outbox.
+///
+/// Lazily: after a crash the messages are still in the outbox, are sent
+/// again, and the recipient answers each duplicate with this very receipt.
+async fn store_receipts(
+    store: &Store,
+    receipts: Vec<(usize, MessageId, MessageStatus, Vec<u8>)>,
+    outcomes: &mut [Option<Attempt>],
+) {
+    if receipts.is_empty() {
+        return;
+    }
+    let done: Vec<(usize, MessageStatus)> = receipts
+        .iter()
+        .map(|(i, _, status, _)| (*i, status.clone()))
+        .collect();
+    let result = store
+        .write_lazy(move |tx| {
+            let mut messages = tx.open_table(MESSAGES)?;
+            let mut outbox = tx.open_table(OUTBOX)?;
+            for (_, id, status, receipt) in receipts {
+                let key = id.to_bytes();
+                let record = messages
+                    .get(key.as_slice())?
+                    .map(|v| decode::<MessageRecord>("message", v.value()))
+                    .transpose()?;
+                if let Some(mut record) = record {
+                    record.receipt = Some(receipt);
+                    record.status = status;
+                    messages.insert(key.as_slice(), encode(&record).as_slice())?;
+                }
+                outbox.remove(key.as_slice())?;
+            }
+            Ok(())
+        })
+        .await;
+    for (i, status) in done {
+        outcomes[i] = Some(match &result {
+            Ok(()) => Attempt::Done(status),
+            Err(err) => Attempt::Retry(format!("storing the receipt failed: {err}")),
+        });
+    }
+}
+
+/// Checks the recipient's answer to one envelope: a signed receipt for
+/// exactly that envelope, from the recipient.
+fn check_answer(
+    q: &Queued,
+    record: &MessageRecord,
+    answer: DeliverAnswer,
+    peer_key: &VerifyingKey,
+) -> Result<(MessageStatus, Vec<u8>), Attempt> {
     let receipt_bytes = match answer {
         DeliverAnswer::Receipt(bytes) => bytes,
-        DeliverAnswer::Retry { reason } => return Attempt::Retry(reason),
+        DeliverAnswer::Retry { reason } => return Err(Attempt::Retry(reason)),
         DeliverAnswer::Unreadable { reason } => {
             warn!(to = %q.to, id = %q.id, %reason, "recipient could not read our envelope");
-            return Attempt::Retry(reason);
+            return Err(Attempt::Retry(reason));
         }
     };
     let receipt = match open_receipt(&receipt_bytes, peer_key) {
         Ok(receipt) => receipt,
         Err(err) => {
             warn!(to = %q.to, id = %q.id, error = %err, "invalid receipt");
-            return Attempt::Retry(format!("invalid receipt: {err}"));
+            return Err(Attempt::Retry(format!("invalid receipt: {err}")));
         }
     };
     let sent = match SignedEnvelope::from_bytes(record.envelope.clone()) {
         Ok(sent) => sent,
         Err(err) => {
-            return Attempt::Done(MessageStatus::Rejected {
+            return Err(Attempt::Done(MessageStatus::Rejected {
                 code: "corrupt".into(),
                 reason: err.to_string(),
-            });
+            }));
         }
     };
     if let Err(err) = receipt.check_matches(&sent) {
         warn!(to = %q.to, id = %q.id, error = %err, "receipt does not match the message");
-        return Attempt::Retry(format!("receipt does not match: {err}"));
+        return Err(Attempt::Retry(format!("receipt does not match: {err}")));
     }
     if receipt.receiver != q.to {
-        return Attempt::Retry(format!(
+        return Err(Attempt::Retry(format!(
             "receipt signed for {} instead of {}",
             receipt.receiver, q.to
-        ));
+        )));
     }
     let status = match &receipt.outcome {
         ReceiptOutcome::Accepted => MessageStatus::Accepted,
@@ -882,29 +1142,5 @@ async fn send_one(
             reason: reason.clone(),
         },
     };
-    let id = q.id;
-    let stored_status = status.clone();
-    // Lazy: after a crash the message is still in the outbox, is sent again
-    // and the recipient answers the duplicate with this very receipt.
-    let result = store
-        .write_lazy(move |tx| {
-            let key = id.to_bytes();
-            let mut messages = tx.open_table(MESSAGES)?;
-            let record = messages
-                .get(key.as_slice())?
-                .map(|v| decode::<MessageRecord>("message", v.value()))
-                .transpose()?;
-            if let Some(mut record) = record {
-                record.receipt = Some(receipt_bytes);
-                record.status = stored_status;
-                messages.insert(key.as_slice(), encode(&record).as_slice())?;
-            }
-            tx.open_table(OUTBOX)?.remove(key.as_slice())?;
-            Ok(())
-        })
-        .await;
-    match result {
-        Ok(()) => Attempt::Done(status),
-        Err(err) => Attempt::Retry(format!("storing the receipt failed: {err}")),
-    }
+    Ok((status, receipt_bytes))
 }

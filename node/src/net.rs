@@ -39,7 +39,7 @@ const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// The admission protocol: certificate chains and revocation lists.
 pub const ADMISSION: StreamProtocol = StreamProtocol::new("/imi/admission/1");
 /// The delivery protocol: signed envelopes answered by signed receipts.
-pub const DELIVER: StreamProtocol = StreamProtocol::new("/imi/deliver/1");
+pub const DELIVER: StreamProtocol = StreamProtocol::new("/imi/deliver/2");
 const SYNC: StreamProtocol = StreamProtocol::new("/imi/sync/1");
 const CONTROL: StreamProtocol = StreamProtocol::new("/imi/control/1");
 

@@ -480,8 +480,8 @@ async fn dispatch<I: Inbound>(
                 let receiver = receiver.clone();
                 tokio::spawn(
                     async move {
-                        let answer = receiver.receive(&from, bytes).await;
-                        let _ = reply.send(postcard::to_stdvec(&answer).unwrap_or_default());
+                        let answer = receiver.receive_request(&from, &bytes).await;
+                        let _ = reply.send(answer);
                     }
                     .in_current_span(),
                 );

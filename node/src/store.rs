@@ -337,17 +337,21 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         }
         match tx.commit() {
             Ok(()) => {
-                for (reply, result) in results {
-                    let _ = reply.send(result);
+                {
+                    let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+                    stats.commits += 1;
+                    stats.writes += count as u64;
+                    if !durable {
+                        stats.lazy_commits += 1;
+                    }
                 }
-                let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
-                stats.commits += 1;
-                stats.writes += count as u64;
                 if durable {
                     lazy_due = None;
                 } else {
-                    stats.lazy_commits += 1;
                     lazy_due.get_or_insert(started + LAZY_DURABLE_WITHIN);
+                }
+                for (reply, result) in results {
+                    let _ = reply.send(result);
                 }
             }
             Err(err) => {

@@ -105,9 +105,19 @@ impl Bench {
             .net
             .node(Country::Fi)
             .net()
-            .request(AppProtocol::Deliver, "PT/pt-1", bytes)
+            .request(
+                AppProtocol::Deliver,
+                "PT/pt-1",
+                delivery::encode_batch([bytes.as_slice()]),
+            )
             .await?;
-        Ok(postcard::from_bytes(&answer)?)
+        let mut answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
+        anyhow::ensure!(
+            answers.len() == 1,
+            "{} answers to one envelope",
+            answers.len()
+        );
+        Ok(answers.remove(0))
     }
 
     /// The signed receipt in `answer`, checked against PT's key.
