@@ -287,3 +287,68 @@ async fn unreadable_bytes_get_a_refusal_and_the_link_stays_up() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_envelope_of_a_batch_gets_its_own_answer() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let pt = b.net.node(Country::Pt);
+    let good = CaseId::new();
+    let forged = CaseId::new();
+    let envelope = seal(
+        b.header(good, 1, b.pt_address()),
+        &b.step(good, &b.finn, b.send_step()),
+        &b.fi_key,
+    )?;
+    let forgery = seal(
+        b.header(forged, 1, b.pt_address()),
+        &b.step(forged, &b.finn, b.send_step()),
+        &SigningKey::from_bytes(&[7; 32]),
+    )?;
+    let request = delivery::encode_batch([
+        envelope.as_bytes(),
+        forgery.as_bytes(),
+        b"not an envelope".as_slice(),
+    ]);
+    let answer = b
+        .net
+        .node(Country::Fi)
+        .net()
+        .request(AppProtocol::Deliver, "PT/pt-1", request)
+        .await?;
+    let answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
+    let [accepted, rejected, unreadable] = <[DeliverAnswer; 3]>::try_from(answers)
+        .map_err(|a| anyhow::anyhow!("{} answers to three envelopes", a.len()))?;
+    assert!(b.receipt(accepted).outcome.is_accepted());
+    assert_eq!(rejected_code(&b.receipt(rejected)), "bad-signature");
+    assert!(matches!(unreadable, DeliverAnswer::Unreadable { .. }));
+    assert!(pt.case(good)?.is_some());
+    assert!(pt.case(forged)?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_inside_an_envelope_is_refused_whole() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    let envelope = seal(
+        b.header(case, 1, b.pt_address()),
+        &b.step(case, &b.finn, b.send_step()),
+        &b.fi_key,
+    )?;
+    let mut request = delivery::encode_batch([envelope.as_bytes()]);
+    request.truncate(request.len() - 10);
+    let answer = b
+        .net
+        .node(Country::Fi)
+        .net()
+        .request(AppProtocol::Deliver, "PT/pt-1", request)
+        .await?;
+    let answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
+    assert!(
+        matches!(answers.as_slice(), [DeliverAnswer::Unreadable { reason }] if reason.contains("inside an envelope")),
+        "{answers:?}"
+    );
+    assert_eq!(b.pt_snapshot(), before);
+    Ok(())
+}
