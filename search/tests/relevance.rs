@@ -30,17 +30,13 @@ struct Case {
 const TOP: usize = 3;
 const MIN_RECALL: f64 = 0.95;
 
+/// The fixture, built into the test (tracked by cargo, unlike a path read at run time).
+const DIRECTORY: &str = include_str!("relevance/directory.toml");
+const QUERIES: &str = include_str!("relevance/queries.toml");
+
 fn load() -> Result<(Vec<DirectoryEntry>, Vec<Case>)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/relevance");
-    let directory: Directory = toml::from_str(
-        &std::fs::read_to_string(format!("{dir}/directory.toml"))
-            .context("reading directory.toml")?,
-    )
-    .context("parsing directory.toml")?;
-    let queries: Queries = toml::from_str(
-        &std::fs::read_to_string(format!("{dir}/queries.toml")).context("reading queries.toml")?,
-    )
-    .context("parsing queries.toml")?;
+    let directory: Directory = toml::from_str(DIRECTORY).context("parsing directory.toml")?;
+    let queries: Queries = toml::from_str(QUERIES).context("parsing queries.toml")?;
     Ok((directory.entry, queries.query))
 }
 
