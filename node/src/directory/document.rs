@@ -524,15 +524,19 @@ impl CountryDoc {
             return Ok(());
         }
         let signer = trust.check(&signed)?;
-        if let Some(held) = self.sigs.get(&signed.signer) {
-            if signed.counter < held.counter {
+        if let Some(held) = self.sigs.get(&signed.signer).map(|h| h.counter) {
+            if signed.counter < held {
+                // Not held (a newer one is), but still a valid signature of
+                // a node of the country: the changes up to those heads are
+                // genuine. Honest relays that are behind send exactly these.
+                self.vouch(signed.change_hashes());
                 return Err(SignatureRefused::Stale {
                     signer,
                     counter: signed.counter,
-                    held: held.counter,
+                    held,
                 });
             }
-            if signed.counter == held.counter {
+            if signed.counter == held {
                 return Err(SignatureRefused::Equivocation {
                     signer,
                     counter: signed.counter,
@@ -542,6 +546,19 @@ impl CountryDoc {
         debug!(country = %self.country, %signer, counter = signed.counter, "signed heads accepted");
         self.hold_signature(signed, ops);
         Ok(())
+    }
+
+    /// Remembers changes a valid signature vouches for, until they arrive.
+    fn vouch(&mut self, hashes: impl IntoIterator<Item = ChangeHash>) {
+        for hash in hashes {
+            if self.known.contains(&hash) {
+                continue;
+            }
+            if self.vouched.len() >= MAX_VOUCHED {
+                self.vouched.clear();
+            }
+            self.vouched.insert(hash);
+        }
     }
 
     /// Keeps only the changes of `message` that signed heads vouch for.
@@ -602,12 +619,7 @@ impl CountryDoc {
                 }
             }
         }
-        for hash in missing {
-            if self.vouched.len() >= MAX_VOUCHED {
-                self.vouched.clear();
-            }
-            self.vouched.insert(hash);
-        }
+        self.vouch(missing);
         let uncovered = new.len() - covered.len();
         if uncovered == 0 {
             stats

@@ -378,3 +378,44 @@ async fn a_document_and_its_signatures_survive_a_restart() {
     let (country, _) = loaded.get(automerge::ROOT, "country").unwrap().unwrap();
     assert_eq!(country.as_str(), Some("PT"));
 }
+
+#[test]
+fn an_honest_relay_of_an_older_signed_state_is_taken_not_quarantined() {
+    let pki = Pki::new(&[Country::Pt, Country::Fi, Country::Se]);
+    let pt = pki.node("PT/pt-1");
+    let fi = pki.node("FI/fi-1");
+    let se = pki.node("SE/se-1");
+    let mut at_pt = empty(Country::Pt);
+    let mut at_fi = empty(Country::Pt);
+    let mut at_se = empty(Country::Pt);
+    let first = entry(&pt, "Primeira");
+    publish(&mut at_pt, &pt, &first);
+    sync(&mut at_pt, &pt, &mut at_fi, &fi);
+    // Portugal moves on; Sweden hears of the newer signed heads first.
+    publish(&mut at_pt, &pt, &entry(&pt, "Segunda"));
+    let newer = at_pt.signatures();
+    at_se.receive(
+        "PT/pt-1",
+        1,
+        super::DocSync {
+            country: Country::Pt,
+            known: vec![],
+            signed: newer,
+            message: None,
+        },
+        &se.trust,
+        &se.stats,
+        &mut vec![],
+    );
+    // Finland relays the older state it holds, signed by Portugal.
+    sync(&mut at_fi, &fi, &mut at_se, &se);
+    let refused = se
+        .stats
+        .refused_changes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 0, "the relayed changes were refused");
+    assert_eq!(at_se.read_view().authorities.get(&first.id), Some(&first));
+    // And Sweden goes on to the newer state with Portugal.
+    sync(&mut at_pt, &pt, &mut at_se, &se);
+    assert_eq!(at_se.heads(), at_pt.heads());
+}
