@@ -648,24 +648,30 @@ pub fn set_route_offline(
     Ok(())
 }
 
-/// Sets (or, with `None`, removes) the route of `authority`, as the
-/// directory publishes it.
-pub(crate) async fn set_route(
+/// Sets (or, with `None`, removes) the routes of authorities, as the
+/// directory publishes them.
+///
+/// Lazily (see `Store::write_lazy`): routes are derived from the directory,
+/// and the node sets them all again from it at every start.
+pub(crate) async fn set_routes(
     store: &crate::store::Store,
-    authority: AuthorityId,
-    node: Option<&NodeAddress>,
+    routes: Vec<(AuthorityId, Option<NodeAddress>)>,
 ) -> Result<(), StoreError> {
-    let node = node.map(|n| n.to_string());
+    if routes.is_empty() {
+        return Ok(());
+    }
     store
-        .write(move |tx| {
-            let mut routes = tx.open_table(ROUTES)?;
-            let key = authority_route_key(authority);
-            match node {
-                Some(node) => {
-                    routes.insert(key.as_slice(), node.as_str())?;
-                }
-                None => {
-                    routes.remove(key.as_slice())?;
+        .write_lazy(move |tx| {
+            let mut table = tx.open_table(ROUTES)?;
+            for (authority, node) in routes {
+                let key = authority_route_key(authority);
+                match node {
+                    Some(node) => {
+                        table.insert(key.as_slice(), node.to_string().as_str())?;
+                    }
+                    None => {
+                        table.remove(key.as_slice())?;
+                    }
                 }
             }
             Ok(())

@@ -23,6 +23,8 @@ use crate::store::Store;
 
 /// How often pending index changes are committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// Directory changes applied together at most.
+const MAX_CHANGES_AT_ONCE: usize = 1024;
 
 /// The search index could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -169,28 +171,55 @@ impl DirectorySearch {
     }
 
     /// Applies the directory's changes until it stops: to the index, and to
-    /// the routes of `store`.
+    /// the routes of `store`. Changes that are waiting are taken together:
+    /// one blocking call for the index, one write for the routes.
     pub(crate) async fn follow(self, directory: Directory, store: Store) {
         let mut changes = directory.subscribe();
         let mut commit = tokio::time::interval(COMMIT_EVERY);
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = false;
         // Routes of what is already published.
-        for authority in directory.authorities() {
-            let _ = crate::cases::set_route(&store, authority.id, Some(&authority.node)).await;
+        let routes = directory
+            .authorities()
+            .into_iter()
+            .map(|a| (a.id, Some(a.node)))
+            .collect();
+        if let Err(err) = crate::cases::set_routes(&store, routes).await {
+            warn!(error = %err, "routes of the directory could not be stored");
         }
         loop {
             tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(change) => {
-                        dirty |= self.apply(&directory, &store, change).await;
+                change = changes.recv() => {
+                    let mut batch = Vec::new();
+                    let mut lagged = None;
+                    let mut next = change;
+                    loop {
+                        match next {
+                            Ok(change) => batch.push(change),
+                            Err(broadcast::error::RecvError::Lagged(missed)) => lagged = Some(missed),
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        }
+                        if batch.len() >= MAX_CHANGES_AT_ONCE {
+                            break;
+                        }
+                        next = match changes.try_recv() {
+                            Ok(change) => Ok(change),
+                            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                                Err(broadcast::error::RecvError::Lagged(missed))
+                            }
+                            Err(broadcast::error::TryRecvError::Closed) => {
+                                Err(broadcast::error::RecvError::Closed)
+                            }
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                        };
                     }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    if let Some(missed) = lagged {
                         warn!(missed, "search index fell behind the directory, rebuilding");
-                        self.rebuild(&directory).await;
+                        self.reload(&directory, &store).await;
+                    } else {
+                        dirty |= self.apply(&directory, &store, batch).await;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+                }
                 _ = commit.tick(), if dirty => {
                     let index = Arc::clone(&self.index);
                     match tokio::task::spawn_blocking(move || index.commit()).await {
@@ -213,40 +242,92 @@ impl DirectorySearch {
         }
     }
 
-    /// Applies one change; `true` if the index needs a commit.
-    async fn apply(&self, directory: &Directory, store: &Store, change: DirectoryChange) -> bool {
-        let index = Arc::clone(&self.index);
-        match change {
-            DirectoryChange::AuthorityUpserted(authority) => {
-                let _ = crate::cases::set_route(store, authority.id, Some(&authority.node)).await;
-                let entry = authority_entry(&authority);
-                blocking(move || index.upsert(&entry).map_err(|e| e.to_string())).await
-            }
-            DirectoryChange::AuthorityRemoved { id, .. } => {
-                let _ = crate::cases::set_route(store, id, None).await;
-                let id = id.to_string();
-                blocking(move || index.remove(&id).map_err(|e| e.to_string())).await
-            }
-            DirectoryChange::RegisterUpserted(register) => {
-                let entry = register_entry(&register);
-                blocking(move || index.upsert(&entry).map_err(|e| e.to_string())).await
-            }
-            DirectoryChange::RegisterRemoved { id, .. } => {
-                let id = format!("register:{id}");
-                blocking(move || index.remove(&id).map_err(|e| e.to_string())).await
-            }
-            DirectoryChange::CountryReloaded(country) => {
-                for authority in directory.authorities_of(country) {
-                    let _ =
-                        crate::cases::set_route(store, authority.id, Some(&authority.node)).await;
-                }
-                // Removals are not announced one by one here: rebuild.
-                self.rebuild(directory).await;
-                false
-            }
-            _ => false,
-        }
+    /// Sets every route again and rebuilds the index (changes were missed).
+    async fn reload(&self, directory: &Directory, store: &Store) {
+        let routes = directory
+            .authorities()
+            .into_iter()
+            .map(|a| (a.id, Some(a.node)))
+            .collect();
+        let _ = crate::cases::set_routes(store, routes).await;
+        self.rebuild(directory).await;
     }
+
+    /// Applies changes, in order; `true` if the index needs a commit.
+    async fn apply(
+        &self,
+        directory: &Directory,
+        store: &Store,
+        changes: Vec<DirectoryChange>,
+    ) -> bool {
+        let mut routes = Vec::new();
+        let mut edits: Vec<IndexEdit> = Vec::new();
+        let mut rebuild = false;
+        for change in changes {
+            match change {
+                DirectoryChange::AuthorityUpserted(authority) => {
+                    routes.push((authority.id, Some(authority.node.clone())));
+                    edits.push(IndexEdit::Upsert(Box::new(authority_entry(&authority))));
+                }
+                DirectoryChange::AuthorityRemoved { id, .. } => {
+                    routes.push((id, None));
+                    edits.push(IndexEdit::Remove(id.to_string()));
+                }
+                DirectoryChange::RegisterUpserted(register) => {
+                    edits.push(IndexEdit::Upsert(Box::new(register_entry(&register))));
+                }
+                DirectoryChange::RegisterRemoved { id, .. } => {
+                    edits.push(IndexEdit::Remove(format!("register:{id}")));
+                }
+                DirectoryChange::CountryReloaded(country) => {
+                    routes.extend(
+                        directory
+                            .authorities_of(country)
+                            .into_iter()
+                            .map(|a| (a.id, Some(a.node))),
+                    );
+                    // Removals are not announced one by one here: rebuild.
+                    rebuild = true;
+                }
+                _ => {}
+            }
+        }
+        if let Err(err) = crate::cases::set_routes(store, routes).await {
+            warn!(error = %err, "routes of the directory could not be stored");
+        }
+        if rebuild {
+            // The rebuild reads the directory as it is now, edits included.
+            self.rebuild(directory).await;
+            return false;
+        }
+        if edits.is_empty() {
+            return false;
+        }
+        let index = Arc::clone(&self.index);
+        blocking(move || {
+            // One bad entry does not hold back the others.
+            for edit in edits {
+                let (id, result) = match edit {
+                    IndexEdit::Upsert(entry) => (entry.id.clone(), index.upsert(&entry)),
+                    IndexEdit::Remove(id) => {
+                        let result = index.remove(&id);
+                        (id, result)
+                    }
+                };
+                if let Err(err) = result {
+                    warn!(%id, error = %err, "search index update failed");
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// One change of the index.
+enum IndexEdit {
+    Upsert(Box<DirectoryEntry>),
+    Remove(String),
 }
 
 async fn blocking(work: impl FnOnce() -> Result<(), String> + Send + 'static) -> bool {

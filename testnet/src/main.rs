@@ -272,6 +272,17 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
         .iter()
         .find(|n| n.address().country == Country::Fi)
     {
+        // The index follows the directory a moment behind: wait for it.
+        let directory = fi.directory();
+        let expected = directory.authority_count() as u64
+            + Country::ALL
+                .iter()
+                .map(|c| directory.registers_of(*c).len() as u64)
+                .sum::<u64>();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while fi.search().len() < expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // A Finnish official looks for the Portuguese authority for doctors.
         let text = "lääkäri";
         let query = imi_search::Query::new(text, imi_protocol::Language::Fi).with_filters(
