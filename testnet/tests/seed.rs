@@ -184,3 +184,30 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_country_publishing_hundreds_of_authorities_at_once_is_searchable_abroad()
+-> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let authorities = imi_testnet::sample_authorities(Country::Pt, pt.address(), 600);
+    let last = authorities.last().cloned().expect("600 authorities");
+    pt.directory().upsert_authorities(authorities).await?;
+    wait_until("every authority to be indexed in Finland", WAIT, || async {
+        fi.search().len() >= 600
+    })
+    .await?;
+    let name = last.names.values().next().expect("a name").clone();
+    let results = fi.search().find(&name, Language::Fi).await?;
+    assert!(
+        results.hits.iter().any(|h| h.id == last.id.to_string()),
+        "{name} not found in Finland"
+    );
+    Ok(())
+}
