@@ -179,14 +179,7 @@ impl DirectorySearch {
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = false;
         // Routes of what is already published.
-        let routes = directory
-            .authorities()
-            .into_iter()
-            .map(|a| (a.id, Some(a.node)))
-            .collect();
-        if let Err(err) = crate::cases::set_routes(&store, routes).await {
-            warn!(error = %err, "routes of the directory could not be stored");
-        }
+        set_all_routes(&directory, &store).await;
         loop {
             tokio::select! {
                 change = changes.recv() => {
@@ -244,12 +237,7 @@ impl DirectorySearch {
 
     /// Sets every route again and rebuilds the index (changes were missed).
     async fn reload(&self, directory: &Directory, store: &Store) {
-        let routes = directory
-            .authorities()
-            .into_iter()
-            .map(|a| (a.id, Some(a.node)))
-            .collect();
-        let _ = crate::cases::set_routes(store, routes).await;
+        set_all_routes(directory, store).await;
         self.rebuild(directory).await;
     }
 
@@ -321,6 +309,18 @@ impl DirectorySearch {
             Ok(())
         })
         .await
+    }
+}
+
+/// Sets the route of every authority in the directory.
+async fn set_all_routes(directory: &Directory, store: &Store) {
+    let routes = directory
+        .authorities()
+        .into_iter()
+        .map(|a| (a.id, Some(a.node)))
+        .collect();
+    if let Err(err) = crate::cases::set_routes(store, routes).await {
+        warn!(error = %err, "routes of the directory could not be stored");
     }
 }
 
