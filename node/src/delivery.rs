@@ -447,15 +447,6 @@ impl<I: Inbound> Receiver<I> {
             .unwrap_or_default()
     }
 
-    /// Handles envelope `bytes` delivered by the admitted peer `from`, and
-    /// returns the answer to send back.
-    pub async fn receive(&self, from: &PeerIdentity, bytes: Vec<u8>) -> DeliverAnswer {
-        self.receive_batch(from, vec![bytes])
-            .await
-            .pop()
-            .expect("one answer per envelope")
-    }
-
     /// Handles a request on the deliver protocol (envelopes framed by
     /// [`encode_batch`]) and returns the encoded answers, one per envelope.
     pub async fn receive_request(&self, from: &PeerIdentity, request: &[u8]) -> Vec<u8> {
