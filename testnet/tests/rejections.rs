@@ -101,23 +101,27 @@ impl Bench {
     /// Delivers raw bytes from the Finnish node to the Portuguese one over
     /// the real delivery protocol and returns PT's answer.
     async fn deliver(&self, bytes: Vec<u8>) -> anyhow::Result<DeliverAnswer> {
-        let answer = self
-            .net
-            .node(Country::Fi)
-            .net()
-            .request(
-                AppProtocol::Deliver,
-                "PT/pt-1",
-                delivery::encode_batch([bytes.as_slice()]),
-            )
+        let mut answers = self
+            .request(delivery::encode_batch([bytes.as_slice()]))
             .await?;
-        let mut answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
         anyhow::ensure!(
             answers.len() == 1,
             "{} answers to one envelope",
             answers.len()
         );
         Ok(answers.remove(0))
+    }
+
+    /// Sends a whole deliver request (framed envelopes, or anything) from
+    /// the Finnish node to the Portuguese one and returns PT's answers.
+    async fn request(&self, request: Vec<u8>) -> anyhow::Result<Vec<DeliverAnswer>> {
+        let answer = self
+            .net
+            .node(Country::Fi)
+            .net()
+            .request(AppProtocol::Deliver, "PT/pt-1", request)
+            .await?;
+        Ok(postcard::from_bytes(&answer)?)
     }
 
     /// The signed receipt in `answer`, checked against PT's key.
@@ -309,13 +313,7 @@ async fn each_envelope_of_a_batch_gets_its_own_answer() -> anyhow::Result<()> {
         forgery.as_bytes(),
         b"not an envelope".as_slice(),
     ]);
-    let answer = b
-        .net
-        .node(Country::Fi)
-        .net()
-        .request(AppProtocol::Deliver, "PT/pt-1", request)
-        .await?;
-    let answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
+    let answers = b.request(request).await?;
     let [accepted, rejected, unreadable] = <[DeliverAnswer; 3]>::try_from(answers)
         .map_err(|a| anyhow::anyhow!("{} answers to three envelopes", a.len()))?;
     assert!(b.receipt(accepted).outcome.is_accepted());
@@ -338,13 +336,7 @@ async fn a_request_cut_inside_an_envelope_is_refused_whole() -> anyhow::Result<(
     )?;
     let mut request = delivery::encode_batch([envelope.as_bytes()]);
     request.truncate(request.len() - 10);
-    let answer = b
-        .net
-        .node(Country::Fi)
-        .net()
-        .request(AppProtocol::Deliver, "PT/pt-1", request)
-        .await?;
-    let answers: Vec<DeliverAnswer> = postcard::from_bytes(&answer)?;
+    let answers = b.request(request).await?;
     assert!(
         matches!(answers.as_slice(), [DeliverAnswer::Unreadable { reason }] if reason.contains("inside an envelope")),
         "{answers:?}"

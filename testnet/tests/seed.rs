@@ -15,14 +15,20 @@ use imi_protocol::{
 };
 use imi_testnet::{Testnet, wait_until};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyhow::Result<()> {
+/// A Finnish and a Portuguese node, connected.
+async fn finland_and_portugal() -> anyhow::Result<Testnet> {
     logs();
     let net = Testnet::builder()
         .countries([Country::Fi, Country::Pt])
         .start()
         .await?;
     net.wait_connected(WAIT).await?;
+    Ok(net)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyhow::Result<()> {
+    let net = finland_and_portugal().await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
 
@@ -117,12 +123,7 @@ async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyh
 async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears()
 -> anyhow::Result<()> {
     use imi_node::admin::{AuthorityDraft, Password};
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let net = finland_and_portugal().await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
     let admin = pt.admin();
@@ -188,12 +189,7 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_country_publishing_hundreds_of_authorities_at_once_is_searchable_abroad()
 -> anyhow::Result<()> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let net = finland_and_portugal().await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
     let authorities = imi_testnet::sample_authorities(Country::Pt, pt.address(), 600);
