@@ -415,13 +415,7 @@ mod tests {
         // A power loss now: the database file loses every unsynced write,
         // the write-ahead log keeps what was synced.
         let crashed = dir.path().join("crashed.redb");
-        std::fs::write(&crashed, &on_disk).unwrap();
-        for (from, to) in crate::wal::log_paths(&path)
-            .iter()
-            .zip(crate::wal::log_paths(&crashed))
-        {
-            std::fs::copy(from, to).unwrap();
-        }
+        crate::wal::tests::crash_copy(&path, &on_disk, &crashed);
         let reopened = Store::open(&crashed).unwrap();
         assert_eq!(get(&reopened, 1), Some(10));
     }

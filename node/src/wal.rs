@@ -177,22 +177,30 @@ struct Replayed {
     bytes: u64,
 }
 
+/// The header of a batch at `pos` of a log file of `epoch`: the payload's
+/// length and checksum; `None` where no batch of that epoch fits.
+fn batch_header(file: &File, pos: u64, epoch: u64, end: u64) -> io::Result<Option<(u64, u32)>> {
+    if pos + BATCH_HEADER_LEN as u64 > end {
+        return Ok(None);
+    }
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut header, pos)?;
+    let magic = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let batch_epoch = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as u64;
+    let crc = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
+    if magic != BATCH_MAGIC || batch_epoch != epoch || pos + BATCH_HEADER_LEN as u64 + len > end {
+        return Ok(None);
+    }
+    Ok(Some((len, crc)))
+}
+
 /// Applies every valid batch of the log `file` (of `epoch`) to `main`.
 fn replay(file: &File, epoch: u64, main: &File) -> io::Result<Replayed> {
     let end = file.metadata()?.len();
     let mut pos = HEADER_LEN;
     let mut done = Replayed::default();
-    let mut header = [0u8; BATCH_HEADER_LEN];
-    while pos + BATCH_HEADER_LEN as u64 <= end {
-        file.read_exact_at(&mut header, pos)?;
-        let magic = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
-        let batch_epoch = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as u64;
-        let crc = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
-        if magic != BATCH_MAGIC || batch_epoch != epoch || pos + BATCH_HEADER_LEN as u64 + len > end
-        {
-            break;
-        }
+    while let Some((len, crc)) = batch_header(file, pos, epoch, end)? {
         let mut payload = vec![0u8; len as usize];
         file.read_exact_at(&mut payload, pos + BATCH_HEADER_LEN as u64)?;
         if batch_crc(epoch, &payload) != crc {
@@ -530,7 +538,7 @@ impl StorageBackend for WalBackend {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use redb::{ReadableDatabase, TableDefinition};
 
@@ -556,7 +564,7 @@ mod tests {
 
     /// Copies the logs of `from` and the database file `main` (as it was
     /// on disk at some sync) to `to`: what a power loss leaves.
-    fn crash_copy(from: &Path, main: &[u8], to: &Path) {
+    pub(crate) fn crash_copy(from: &Path, main: &[u8], to: &Path) {
         std::fs::write(to, main).unwrap();
         for (a, b) in log_paths(from).iter().zip(log_paths(to)) {
             std::fs::copy(a, b).unwrap();
@@ -567,15 +575,10 @@ mod tests {
     fn batch_offsets(path: &Path) -> Vec<u64> {
         let file = File::open(path).unwrap();
         let epoch = read_header(&file, path).unwrap().unwrap();
+        let end = file.metadata().unwrap().len();
         let mut out = Vec::new();
         let mut pos = HEADER_LEN;
-        let mut header = [0u8; BATCH_HEADER_LEN];
-        while file.read_exact_at(&mut header, pos).is_ok() {
-            let batch_epoch = u64::from_le_bytes(header[4..12].try_into().unwrap());
-            let len = u32::from_le_bytes(header[12..16].try_into().unwrap()) as u64;
-            if batch_epoch != epoch || header[..4] != BATCH_MAGIC.to_le_bytes() {
-                break;
-            }
+        while let Some((len, _)) = batch_header(&file, pos, epoch, end).unwrap() {
             out.push(pos);
             pos += align(BATCH_HEADER_LEN as u64 + len);
         }
