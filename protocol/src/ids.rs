@@ -144,6 +144,12 @@ ulid_id!(
     MessageId,
     "message"
 );
+ulid_id!(
+    /// One step an official took in a case; it keeps its id from the node
+    /// where it was taken to the case's log on every node.
+    StepId,
+    "step"
+);
 
 #[cfg(test)]
 mod tests {

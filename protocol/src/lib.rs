@@ -16,6 +16,7 @@
 
 mod alert;
 mod authority;
+pub mod case;
 mod catalogue;
 mod country;
 mod envelope;
@@ -32,6 +33,11 @@ pub use alert::{Alert, AlertAction, AlertStatus};
 pub use authority::{
     ALL_AREAS, Authority, AuthorityStatus, Competence, Contact, InvalidAuthority, User,
 };
+pub use case::log::{
+    Acted, CaseMessage, Clocks, Entry, LogError, Opening, Outcome, Outgoing, Pending, Replica,
+    Resolve, Step,
+};
+pub use case::{CaseState, Retention, Task, TaskKind, TaskOwner};
 pub use catalogue::{
     AnswerError, AnswerType, AnswerValue, AreaKey, Catalogue, CatalogueError, ChoiceOption,
     InvalidKey, Labels, LegislativeArea, Procedure, ProcedureKey, ProcedureKind, Profession,
@@ -46,9 +52,9 @@ pub use envelope::{
     VerifyContext, VerifyError, open, open_receipt, peek_header, seal, seal_receipt,
     signing_key_from_seed, wire_digest,
 };
-pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, UserId};
+pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, StepId, UserId};
 pub use language::{Language, UnknownLanguage};
-pub use message::{CaseAction, CaseStep, Content, FreeText};
+pub use message::{CaseAction, Content, FreeText};
 pub use notification::{Notification, NotificationAction, NotificationStatus};
 pub use request::{Rating, Request, RequestAction, RequestStatus};
 pub use roles::{Actor, Role, UnknownRole};
