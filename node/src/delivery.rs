@@ -199,6 +199,13 @@ pub trait Inbound: Send + Sync + 'static {
     /// Applies the message inside `tx`. On `Err` nothing may have been
     /// written (check first, then write).
     fn apply(&self, tx: &WriteTransaction, message: &Opened<Self::Body>) -> Result<(), Rejection>;
+
+    /// Called once the node runs, with what the application needs to send
+    /// messages of its own (the sequencer's fan-out of a case log).
+    fn started(&self, _outlet: crate::node::Outlet) {}
+
+    /// Called when the node stops, before its store closes.
+    fn stopping(&self) {}
 }
 
 pub(crate) fn now_ms() -> u64 {

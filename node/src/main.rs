@@ -757,10 +757,7 @@ async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Resu
         node.act(
             *case,
             official.clone(),
-            CaseAction::Request {
-                action: RequestAction::Send { reply_by },
-                before: None,
-            },
+            CaseAction::Request(RequestAction::Send { reply_by }),
             Content::default(),
         )
     });
@@ -776,10 +773,7 @@ async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Resu
                 node.act(
                     *case,
                     official.clone(),
-                    CaseAction::Request {
-                        action: RequestAction::Withdraw,
-                        before: None,
-                    },
+                    CaseAction::Request(RequestAction::Withdraw),
                     Content::default(),
                 )
             });

@@ -173,6 +173,24 @@ fn load_revocations(dir: &Path) -> Result<Vec<RevocationFile>, StartError> {
         .collect()
 }
 
+/// What an application on the node needs to send messages of its own:
+/// the store to commit them in, the node's key to seal them, and delivery.
+#[derive(Clone)]
+pub struct Outlet {
+    /// The node's store.
+    pub store: Store,
+    /// The node's signing key.
+    pub key: Arc<SigningKey>,
+    /// The delivery task.
+    pub delivery: Delivery,
+}
+
+impl std::fmt::Debug for Outlet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outlet").finish_non_exhaustive()
+    }
+}
+
 /// A running node.
 pub struct Node<I: Inbound> {
     address: NodeAddress,
@@ -269,6 +287,11 @@ impl<I: Inbound> Node<I> {
         );
         let warn_task =
             tokio::spawn(crate::publish::warn_periodically(admin.clone()).instrument(span.clone()));
+        inbound.started(Outlet {
+            store: store.clone(),
+            key: signing_key.clone(),
+            delivery: delivery.clone(),
+        });
         let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
@@ -303,6 +326,7 @@ impl<I: Inbound> Node<I> {
     /// Stops the node: links close, delivery stops (the outbox stays), and
     /// the store is released once the last write has finished.
     pub async fn shutdown(self) {
+        self.inbound.stopping();
         self.follow_task.abort();
         let _ = self.follow_task.await;
         self.publish_task.abort();
@@ -321,6 +345,16 @@ impl<I: Inbound> Node<I> {
     /// The node's address.
     pub fn address(&self) -> &NodeAddress {
         &self.address
+    }
+
+    /// The key this node signs its messages with.
+    pub(crate) fn signing_key(&self) -> &Arc<SigningKey> {
+        &self.signing_key
+    }
+
+    /// The delivery task.
+    pub(crate) fn delivery(&self) -> &Delivery {
+        &self.delivery
     }
 
     /// The store.

@@ -54,7 +54,7 @@ impl StoreStatus {
                 let (_, value) = entry?;
                 let record: CaseRecord = postcard::from_bytes(value.value())
                     .map_err(|e| StoreError::corrupt("case", e))?;
-                *status.cases.entry(record.state.describe()).or_default() += 1;
+                *status.cases.entry(record.state().describe()).or_default() += 1;
             }
         }
         if let Ok(messages) = read.open_table(MESSAGES) {

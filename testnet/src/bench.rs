@@ -248,12 +248,9 @@ impl Sender<'_> {
             .act(
                 case,
                 self.official.clone(),
-                CaseAction::Request {
-                    action: RequestAction::Send {
+                CaseAction::Request(RequestAction::Send {
                         reply_by: self.reply_by,
-                    },
-                    before: None,
-                },
+                    }),
                 Content::default(),
             )
             .await?;

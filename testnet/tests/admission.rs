@@ -82,12 +82,9 @@ async fn assert_refused(
         .act(
             case,
             intruding_official,
-            CaseAction::Request {
-                action: RequestAction::Send {
+            CaseAction::Request(RequestAction::Send {
                     reply_by: in_days(5),
-                },
-                before: None,
-            },
+                }),
             Content::default(),
         )
         .await?;

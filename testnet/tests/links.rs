@@ -51,10 +51,7 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
             text: "Onko lääkärillä voimassa oleva oikeus harjoittaa ammattia?".into(),
         }),
     };
-    let step = |action| CaseAction::Request {
-        action,
-        before: None,
-    };
+    let step = CaseAction::Request;
     fi.act(
         case,
         finn.clone(),
@@ -142,8 +139,8 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
     assert_eq!(state(fi, case), state(pt, case));
     let fi_record = fi.case(case)?.unwrap();
     let answer_entry = fi_record
-        .history
-        .iter()
+        .history()
+        .into_iter()
         .find(|h| h.action == RequestAction::Answer { complete: true }.name())
         .expect("the answer is in the Finnish history");
     assert_eq!(answer_entry.node, *pt.address());
@@ -159,7 +156,13 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
         .into_iter()
         .filter(|m| m.direction == Direction::Outbound)
         .collect();
-    assert_eq!(sent_by_fi.len(), 3, "send, accept deadline, close");
+    // Finland is the case's sequencer: every step of the log goes to
+    // Portugal, Portugal's own steps coming back as their confirmation.
+    assert_eq!(
+        sent_by_fi.len(),
+        6,
+        "send, accept, propose deadline, accept deadline, answer, close"
+    );
     assert!(
         sent_by_fi
             .iter()
@@ -169,7 +172,12 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
         .into_iter()
         .filter(|m| m.direction == Direction::Inbound)
         .count();
-    assert_eq!(received_by_pt, 3);
+    assert_eq!(received_by_pt, 6);
+    let proposed_by_pt = delivery::case_messages(pt.store(), case)?
+        .into_iter()
+        .filter(|m| m.direction == Direction::Outbound)
+        .count();
+    assert_eq!(proposed_by_pt, 3, "accept, propose deadline, answer");
 
     // Each side remembers whom it admitted.
     let known = fi.known_peers()?;
@@ -208,12 +216,9 @@ async fn send_request(
     fi.act(
         case,
         finn.clone(),
-        CaseAction::Request {
-            action: RequestAction::Send {
+        CaseAction::Request(RequestAction::Send {
                 reply_by: in_days(14),
-            },
-            before: None,
-        },
+            }),
         Content::default(),
     )
     .await?;

@@ -8,9 +8,10 @@ use imi_node::cases::CaseState;
 use imi_node::delivery::{self, DeliverAnswer};
 use imi_node::net::AppProtocol;
 use imi_protocol::{
-    Actor, Author, CaseAction, CaseId, CaseStep, Content, Country, Header, MessageId, MessageKind,
-    NodeAddress, PROTOCOL_VERSION, ReceiptBody, ReceiptOutcome, Request, RequestAction, Role,
-    SigningKey, Timestamp, VerifyingKey, open_receipt, seal,
+    Actor, Author, CaseAction, CaseId, CaseMessage, Content, Country, Entry, Header, MessageId,
+    MessageKind, NodeAddress, Opening, Outcome, PROTOCOL_VERSION, ReceiptBody, ReceiptOutcome,
+    Request, RequestAction, Role, SigningKey, Step, StepId, Timestamp, VerifyingKey, open_receipt,
+    seal,
 };
 use imi_testnet::Testnet;
 
@@ -54,8 +55,10 @@ impl Bench {
         self.net.node(Country::Pt).address().clone()
     }
 
-    /// A Finnish step on a fresh request, as the Finnish node would seal it.
-    fn step(&self, case: CaseId, actor: &Actor, action: RequestAction) -> CaseStep {
+    /// A Finnish step on a fresh request, as the Finnish node (the case's
+    /// sequencer) would seal it for Portugal: the first entry of the log,
+    /// with the case as it was written.
+    fn step(&self, case: CaseId, actor: &Actor, action: RequestAction) -> CaseMessage {
         let draft = Request::draft(
             case,
             &self.finn,
@@ -64,14 +67,25 @@ impl Bench {
             Timestamp::from_millis(0),
         )
         .unwrap();
-        CaseStep {
-            actor: actor.clone(),
-            at: Timestamp::from_millis(now_ms()),
-            action: CaseAction::Request {
-                action,
-                before: Some(Box::new(draft)),
-            },
-            content: Content::default(),
+        let fi = self.net.node(Country::Fi).address().clone();
+        CaseMessage::Log {
+            opening: Some(Box::new(Opening {
+                sequencer: fi.clone(),
+                initial: CaseState::Request(draft),
+                entries: vec![],
+            })),
+            entries: vec![Entry {
+                position: 1,
+                node: fi,
+                step: Step {
+                    id: StepId::new(),
+                    actor: actor.clone(),
+                    at: Timestamp::from_millis(now_ms()),
+                    action: CaseAction::Request(action),
+                    content: Content::default(),
+                },
+                outcome: Outcome::Applied,
+            }],
         }
     }
 
@@ -267,7 +281,7 @@ async fn a_replayed_envelope_gets_the_same_receipt_and_is_applied_once() -> anyh
     let receipt = b.receipt(b.deliver(replay.into_bytes()).await?);
     assert_eq!(rejected_code(&receipt), "stale-sequence");
     assert_eq!(pt.case(case)?.unwrap(), state);
-    assert!(matches!(state.state, CaseState::Request(ref r) if r.sequence() == 1));
+    assert!(matches!(state.state(), CaseState::Request(ref r) if r.sequence() == 1));
     Ok(())
 }
 

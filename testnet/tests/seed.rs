@@ -88,10 +88,7 @@ async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyh
     fi.create(CaseState::Request(draft), finn.clone()).await?;
     // The Finnish node serves the Finnish authority.
     fi.set_authority_route(finn.authority, fi.address()).await?;
-    let step = |action| CaseAction::Request {
-        action,
-        before: None,
-    };
+    let step = CaseAction::Request;
     fi.act(
         case,
         finn.clone(),

@@ -163,8 +163,26 @@ pub enum LogError {
         /// Why.
         reason: String,
     },
-    /// A message about another case, or an entry of another node's country
-    /// spoken for by the wrong node.
+    /// An entry logged as applied is a step the case does not allow.
+    #[error("entry {position} of case {case} cannot be applied: {error}")]
+    Refused {
+        /// The case.
+        case: CaseId,
+        /// The entry.
+        position: u64,
+        /// What the state machine said.
+        error: TransitionError,
+    },
+    /// A step of an official of one country, said to be taken at a node of
+    /// another.
+    #[error("node {node} may only speak for officials of {}, not of {country}", node.country)]
+    ForeignActor {
+        /// The node named.
+        node: NodeAddress,
+        /// The official's country.
+        country: crate::Country,
+    },
+    /// A message about another case.
     #[error("{0}")]
     Mismatch(String),
 }
@@ -471,10 +489,10 @@ impl Replica {
             });
         }
         if step.actor.country != from.country {
-            return Err(LogError::Mismatch(format!(
-                "node {from} may only speak for officials of {}, not of {}",
-                from.country, step.actor.country
-            )));
+            return Err(LogError::ForeignActor {
+                node: from.clone(),
+                country: step.actor.country,
+            });
         }
         let last = self.taken.get(from).copied().unwrap_or(0);
         if counter <= last {
@@ -540,16 +558,20 @@ impl Replica {
             )));
         }
         if entry.step.actor.country != entry.node.country {
-            return Err(incoherent(format!(
-                "node {} cannot speak for an official of {}",
-                entry.node, entry.step.actor.country
-            )));
+            return Err(LogError::ForeignActor {
+                node: entry.node.clone(),
+                country: entry.step.actor.country,
+            });
         }
         if entry.outcome == Outcome::Applied {
             let t = self
                 .state
                 .apply(&entry.step.actor, entry.step.at, &entry.step.action)
-                .map_err(|e| incoherent(e.to_string()))?;
+                .map_err(|error| LogError::Refused {
+                    case,
+                    position,
+                    error,
+                })?;
             self.clocks.apply(&t.effects);
             self.state = t.state;
         }

@@ -52,7 +52,7 @@ pub fn in_days(days: i64) -> Date {
 
 /// The state of `case` on `node`, if it has it.
 pub fn state(node: &Node<CaseApp>, case: CaseId) -> Option<CaseState> {
-    node.case(case).unwrap().map(|r| r.state)
+    node.case(case).unwrap().map(|r| r.state())
 }
 
 /// The request status of `case` on `node`, as words.

@@ -1,0 +1,446 @@
+//! Cases: requests, alerts and notifications as this node keeps them.
+//!
+//! Each case is stored as a [`Replica`] of `protocol`'s case log (see
+//! `protocol::case::log` and docs/STATE_MACHINES.md): the node where a case
+//! was written is its sequencer, whose log of steps is final; every other
+//! node that holds the case proposes its officials' steps to the sequencer
+//! and follows its log, so every party ends in the same state with the same
+//! history.
+//!
+//! - A local step ([`Node::act`]) goes through the replica, and the new
+//!   replica is committed together with the signed envelopes that carry
+//!   its messages, the case's tasks, deadline and retention dates.
+//! - A received message is applied by [`CaseApp`] inside the transaction
+//!   that stores the envelope and its receipt. When the sequencer logs a
+//!   proposal, the entries it must pass on to the other holders are
+//!   written to a fan-out table in that same transaction and sealed by the
+//!   fan-out task right after ([`inbound`]).
+//! - Tasks (My tasks), deadlines and data-protection dates are indexed in
+//!   the same write as the case ([`tasks`]).
+
+mod inbound;
+mod routes;
+pub mod tasks;
+
+use std::collections::BTreeMap;
+
+pub use imi_protocol::CaseState;
+use imi_protocol::{
+    Actor, Author, CaseAction, CaseId, Content, Destination, Effect, Entry, Header, MessageId,
+    MessageKind, NodeAddress, Outcome, Outgoing, PROTOCOL_VERSION, Replica, Step, StepId,
+    Timestamp, TransitionError, seal,
+};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+pub use self::inbound::CaseApp;
+pub use self::routes::{RouteKey, set_route_offline};
+pub(crate) use self::routes::{ROUTES, set_routes};
+use crate::delivery::{self, Queued, now_ms};
+use crate::node::Node;
+use crate::store::StoreError;
+
+/// Cases: case id → [`CaseRecord`].
+pub(crate) const CASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-2");
+/// The form of the cases table before every case had a sequencer; a store
+/// that still holds it is refused at start (see docs/STORE.md).
+const CASES_BEFORE_SEQUENCER: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("cases-1");
+
+/// A case as this node keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    /// This node's copy of the case's log.
+    pub replica: Replica,
+    /// The messages that carried each of this node's steps (to the
+    /// sequencer, or from the sequencer to the other holders), for their
+    /// delivery state in the history.
+    pub carried: BTreeMap<StepId, Vec<MessageId>>,
+    /// Who wrote the case and when (the sequencer only knows).
+    pub created: Option<(Actor, Timestamp)>,
+}
+
+/// What became of a step, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepOutcome {
+    /// Logged by the sequencer: it changed the case.
+    Applied,
+    /// Logged by the sequencer, but another step came first.
+    Overtaken {
+        /// The step that came first (`"withdraw the request"`), if any.
+        by_action: Option<String>,
+        /// Who took it.
+        by_actor: Option<Actor>,
+        /// Why the case no longer allowed the step.
+        reason: String,
+    },
+    /// Taken here, not yet logged by the sequencer.
+    Pending,
+}
+
+/// One step in a case's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The step's id.
+    pub step: StepId,
+    /// When it was taken.
+    pub at: Timestamp,
+    /// Who took it.
+    pub actor: Actor,
+    /// The action's name (`"accept the request"`).
+    pub action: String,
+    /// What it said.
+    pub content: Content,
+    /// The node where it was taken.
+    pub node: NodeAddress,
+    /// Applied, overtaken or pending.
+    pub outcome: StepOutcome,
+    /// The messages this node sent for it.
+    pub messages: Vec<MessageId>,
+}
+
+impl CaseRecord {
+    /// The case as this node shows it (the log and this node's pending
+    /// steps).
+    pub fn state(&self) -> CaseState {
+        self.replica.view()
+    }
+
+    /// Every step, in the sequencer's order, then this node's pending ones.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        let log = self.replica.log();
+        let carried = |id: &StepId| self.carried.get(id).cloned().unwrap_or_default();
+        let mut history: Vec<HistoryEntry> = log
+            .iter()
+            .map(|entry: &Entry| {
+                let outcome = match &entry.outcome {
+                    Outcome::Applied => StepOutcome::Applied,
+                    Outcome::Overtaken { by, reason } => {
+                        let first = by
+                            .and_then(|p| p.checked_sub(1))
+                            .and_then(|i| log.get(i as usize));
+                        StepOutcome::Overtaken {
+                            by_action: first.map(|e| e.step.action.name().to_owned()),
+                            by_actor: first.map(|e| e.step.actor.clone()),
+                            reason: reason.clone(),
+                        }
+                    }
+                };
+                HistoryEntry {
+                    step: entry.step.id,
+                    at: entry.step.at,
+                    actor: entry.step.actor.clone(),
+                    action: entry.step.action.name().to_owned(),
+                    content: entry.step.content.clone(),
+                    node: entry.node.clone(),
+                    outcome,
+                    messages: carried(&entry.step.id),
+                }
+            })
+            .collect();
+        history.extend(self.replica.pending().iter().map(|p| HistoryEntry {
+            step: p.step.id,
+            at: p.step.at,
+            actor: p.step.actor.clone(),
+            action: p.step.action.name().to_owned(),
+            content: p.step.content.clone(),
+            node: self.replica.sequencer().clone(),
+            outcome: StepOutcome::Pending,
+            messages: carried(&p.step.id),
+        }));
+        history
+    }
+
+    /// The node that spoke for each authority in this case's log.
+    fn speaker(&self, authority: imi_protocol::AuthorityId) -> Option<NodeAddress> {
+        self.replica
+            .log()
+            .iter()
+            .rev()
+            .find(|e| e.step.actor.authority == authority)
+            .map(|e| e.node.clone())
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("records always encode")
+}
+
+/// Creates the case tables; refuses a store with cases in an earlier form.
+pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTableMetadata;
+    match tx.open_table(CASES_BEFORE_SEQUENCER) {
+        Ok(old) if old.len()? > 0 => {
+            return Err(StoreError::corrupt(
+                "cases",
+                "this store holds cases written before every case had a sequencer \
+                 (table cases-1); it cannot be read by this version: start from a new store",
+            ));
+        }
+        Ok(_) => {}
+        Err(err) => return Err(err.into()),
+    }
+    tx.delete_table(CASES_BEFORE_SEQUENCER)?;
+    tx.open_table(CASES)?;
+    tx.open_table(ROUTES)?;
+    tasks::create_tables(tx)?;
+    inbound::create_tables(tx)?;
+    Ok(())
+}
+
+pub(crate) fn read_case(tx: &WriteTransaction, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
+    let table = tx.open_table(CASES)?;
+    let value = table.get(case.to_bytes().as_slice())?;
+    value
+        .map(|v| postcard::from_bytes(v.value()).map_err(|e| StoreError::corrupt("case", e)))
+        .transpose()
+}
+
+/// Writes `record` with its tasks, deadline and retention dates, replacing
+/// those of `before`.
+pub(crate) fn write_case(
+    tx: &WriteTransaction,
+    before: Option<&CaseRecord>,
+    record: &CaseRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(CASES)?.insert(
+        record.replica.id().to_bytes().as_slice(),
+        encode(record).as_slice(),
+    )?;
+    tasks::reindex(tx, before, Some(record))
+}
+
+fn delete_case(tx: &WriteTransaction, before: &CaseRecord) -> Result<(), StoreError> {
+    tx.open_table(CASES)?
+        .remove(before.replica.id().to_bytes().as_slice())?;
+    tasks::reindex(tx, Some(before), None)
+}
+
+/// A local step could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    /// No such case on this node.
+    #[error("case {0} does not exist on this node")]
+    NotFound(CaseId),
+    /// The state machine refused the step.
+    #[error(transparent)]
+    Refused(#[from] TransitionError),
+    /// No node is known for a party that must hear of the step.
+    #[error("no node is known that serves {0}; the directory has no route for it")]
+    NoRoute(String),
+    /// Someone else changed the case at the same moment.
+    #[error("case {0} changed while the step was being taken; reload it and try again")]
+    Conflict(CaseId),
+    /// The store failed.
+    #[error("the step could not be stored: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for CaseError {
+    fn from(err: StoreError) -> Self {
+        CaseError::Store(err.to_string())
+    }
+}
+
+impl From<redb::TableError> for CaseError {
+    fn from(err: redb::TableError) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+impl From<redb::StorageError> for CaseError {
+    fn from(err: redb::StorageError) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+/// Finds the node of a party or addressed country: the node that spoke
+/// for the authority in the case, else the routes table.
+pub(crate) fn resolver<'a, T>(
+    routes: &'a T,
+    record: Option<&'a CaseRecord>,
+) -> impl Fn(&Destination) -> Option<NodeAddress> + 'a
+where
+    T: ReadableTable<&'static [u8], &'static str>,
+{
+    move |destination: &Destination| {
+        let lookup = |key: Vec<u8>| -> Option<NodeAddress> {
+            routes
+                .get(key.as_slice())
+                .ok()
+                .flatten()
+                .and_then(|v| v.value().parse().ok())
+        };
+        match destination {
+            // The authority that wrote the case is served by its sequencer.
+            Destination::Authority(party)
+                if record.is_some_and(|r| r.replica.initial().originator() == *party) =>
+            {
+                record.map(|r| r.replica.sequencer().clone())
+            }
+            Destination::Authority(party) => record
+                .and_then(|r| r.speaker(party.authority))
+                .or_else(|| lookup(routes::authority_route_key(party.authority)))
+                .or_else(|| lookup(routes::country_route_key(party.country))),
+            Destination::Country(country) => lookup(routes::country_route_key(*country)),
+        }
+    }
+}
+
+/// Seals each outgoing case message in its own envelope, inside `tx`, and
+/// puts it in the outbox. Returns what delivery must be told after the
+/// commit, and the ids of the messages.
+pub(crate) fn seal_outgoing(
+    tx: &WriteTransaction,
+    key: &imi_protocol::SigningKey,
+    me: &NodeAddress,
+    case: CaseId,
+    kind: MessageKind,
+    author: &Author,
+    outgoing: &[Outgoing],
+) -> Result<Vec<Queued>, StoreError> {
+    let mut queued = Vec::with_capacity(outgoing.len());
+    let now = now_ms();
+    for out in outgoing {
+        let sequence = delivery::next_sequence(tx, case, &out.to)?;
+        let header = Header {
+            version: PROTOCOL_VERSION,
+            id: MessageId::new(),
+            sender: me.clone(),
+            author: author.clone(),
+            recipients: vec![out.to.clone()],
+            case,
+            sequence,
+            timestamp_ms: now,
+            kind,
+        };
+        let envelope =
+            seal(header, &out.message, key).map_err(|e| StoreError::corrupt("envelope", e))?;
+        queued.push(delivery::enqueue(tx, &out.to, &envelope)?);
+    }
+    Ok(queued)
+}
+
+impl Node<CaseApp> {
+    /// The case as stored here.
+    pub fn case(&self, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
+        let read = self.store().read()?;
+        let table = read.open_table(CASES)?;
+        let value = table.get(case.to_bytes().as_slice())?;
+        value
+            .map(|v| postcard::from_bytes(v.value()).map_err(|e| StoreError::corrupt("case", e)))
+            .transpose()
+    }
+
+    /// How many cases are stored here.
+    pub fn case_count(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        Ok(self.store().read()?.open_table(CASES)?.len()?)
+    }
+
+    /// Stores a new case (a draft made with the state machine's `draft`);
+    /// this node becomes the case's sequencer.
+    pub async fn create(&self, state: CaseState, actor: Actor) -> Result<CaseId, CaseError> {
+        let id = state.id();
+        let record = CaseRecord {
+            replica: Replica::create(self.address().clone(), state),
+            carried: BTreeMap::new(),
+            created: Some((actor, Timestamp::from_millis(now_ms()))),
+        };
+        self.store()
+            .write(move |tx| {
+                if read_case(tx, id)?.is_some() {
+                    return Ok(Err(CaseError::Conflict(id)));
+                }
+                write_case(tx, None, &record)?;
+                Ok(Ok(id))
+            })
+            .await?
+    }
+
+    /// Takes a step in `case` as `actor`: checked against the case as this
+    /// node shows it, then committed with the envelopes that carry it (to
+    /// the sequencer, or from the sequencer to every other holder), the
+    /// case's tasks and its clocks.
+    pub async fn act(
+        &self,
+        case: CaseId,
+        actor: Actor,
+        action: CaseAction,
+        content: Content,
+    ) -> Result<CaseRecord, CaseError> {
+        let step = Step {
+            id: StepId::new(),
+            actor: actor.clone(),
+            at: Timestamp::from_millis(now_ms()),
+            action,
+            content,
+        };
+        let name = step.action.name();
+        let me = self.address().clone();
+        let key = self.signing_key().clone();
+        let author = Author {
+            authority: actor.authority,
+            user: Some(actor.user),
+        };
+        // Read, check and write in one transaction: a step is checked
+        // against the case exactly as it is committed.
+        let (queued, stored) = self
+            .store()
+            .write(move |tx| {
+                let Some(record) = read_case(tx, case)? else {
+                    return Ok(Err(CaseError::NotFound(case)));
+                };
+                let mut replica = record.replica.clone();
+                let acted = {
+                    let routes = tx.open_table(ROUTES)?;
+                    let resolve = resolver(&routes, Some(&record));
+                    match take_step(&mut replica, step.clone(), &resolve) {
+                        Ok(acted) => acted,
+                        Err(err) => return Ok(Err(err)),
+                    }
+                };
+                if acted.effects.contains(&Effect::Forget) {
+                    delete_case(tx, &record)?;
+                    return Ok(Ok((vec![], record)));
+                }
+                let mut new_record = record.clone();
+                new_record.replica = replica;
+                let kind = acted.view.kind();
+                let queued = seal_outgoing(tx, &key, &me, case, kind, &author, &acted.outgoing)?;
+                if !queued.is_empty() {
+                    new_record
+                        .carried
+                        .insert(step.id, queued.iter().map(|q| q.id).collect());
+                }
+                write_case(tx, Some(&record), &new_record)?;
+                Ok(Ok((queued, new_record)))
+            })
+            .await??;
+        info!(%case, action = name, "case step taken");
+        self.delivery().enqueued(queued).await;
+        Ok(stored)
+    }
+}
+
+/// Takes `step` on `replica`, refusing it when a holder of the case after
+/// the step has no known node.
+fn take_step(
+    replica: &mut Replica,
+    step: Step,
+    resolve: &impl Fn(&Destination) -> Option<NodeAddress>,
+) -> Result<imi_protocol::Acted, CaseError> {
+    let after = replica.view().apply(&step.actor, step.at, &step.action)?;
+    if replica.is_sequencer() {
+        for destination in after.state.holders() {
+            if resolve(&destination).is_none() {
+                return Err(CaseError::NoRoute(match destination {
+                    Destination::Authority(p) => p.to_string(),
+                    Destination::Country(c) => format!("country {c}"),
+                }));
+            }
+        }
+    }
+    Ok(replica.act(step, resolve)?)
+}
