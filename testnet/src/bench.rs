@@ -249,8 +249,8 @@ impl Sender<'_> {
                 case,
                 self.official.clone(),
                 CaseAction::Request(RequestAction::Send {
-                        reply_by: self.reply_by,
-                    }),
+                    reply_by: self.reply_by,
+                }),
                 Content::default(),
             )
             .await?;

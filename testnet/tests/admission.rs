@@ -83,8 +83,8 @@ async fn assert_refused(
             case,
             intruding_official,
             CaseAction::Request(RequestAction::Send {
-                    reply_by: in_days(5),
-                }),
+                reply_by: in_days(5),
+            }),
             Content::default(),
         )
         .await?;

@@ -217,8 +217,8 @@ async fn send_request(
         case,
         finn.clone(),
         CaseAction::Request(RequestAction::Send {
-                reply_by: in_days(14),
-            }),
+            reply_by: in_days(14),
+        }),
         Content::default(),
     )
     .await?;

@@ -11,8 +11,8 @@
 use std::sync::{Arc, Mutex};
 
 use imi_protocol::{
-    Author, CaseId, CaseMessage, Destination, LogError, MessageKind, NodeAddress, Opened, Outgoing, Replica,
-    TransitionError,
+    Author, CaseId, CaseMessage, Destination, LogError, MessageKind, NodeAddress, Opened, Outgoing,
+    Replica, TransitionError,
 };
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -189,7 +189,9 @@ impl Inbound for CaseApp {
                     .await;
                 match sealed {
                     Ok(queued) => outlet.delivery.enqueued(queued).await,
-                    Err(err) => warn!(error = %err, "the case log could not be passed on; will try again"),
+                    Err(err) => {
+                        warn!(error = %err, "the case log could not be passed on; will try again")
+                    }
                 }
             }
         });
@@ -203,6 +205,15 @@ impl Inbound for CaseApp {
     }
 }
 
+impl crate::node::Node<CaseApp> {
+    /// How many log messages wait to be sealed for other holders (the
+    /// fan-out runs right after each commit, so this is usually zero).
+    pub fn fan_out_waiting(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        Ok(self.store().read()?.open_table(FAN_OUT)?.len()?)
+    }
+}
+
 fn queue_fan_out(
     tx: &WriteTransaction,
     case: CaseId,
@@ -211,8 +222,8 @@ fn queue_fan_out(
     outgoing: Vec<Outgoing>,
 ) -> Result<(), StoreError> {
     let mut table = tx.open_table(FAN_OUT)?;
-    let mut next = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
-    for out in outgoing {
+    let first = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
+    for (next, out) in (first..).zip(outgoing) {
         let item = FanOut {
             case,
             kind,
@@ -221,7 +232,6 @@ fn queue_fan_out(
             message: out.message,
         };
         table.insert(next, encode(&item).as_slice())?;
-        next += 1;
     }
     Ok(())
 }
@@ -239,8 +249,8 @@ fn seal_fan_out(
             .iter()?
             .map(|row| {
                 let (k, v) = row?;
-                let item: FanOut =
-                    postcard::from_bytes(v.value()).map_err(|e| StoreError::corrupt("fan-out", e))?;
+                let item: FanOut = postcard::from_bytes(v.value())
+                    .map_err(|e| StoreError::corrupt("fan-out", e))?;
                 Ok((k.value(), item))
             })
             .collect::<Result<_, StoreError>>()?
@@ -269,10 +279,8 @@ fn seal_fan_out(
                     .or_default()
                     .extend(sent.iter().map(|q| q.id));
             }
-            tx.open_table(CASES)?.insert(
-                item.case.to_bytes().as_slice(),
-                encode(&record).as_slice(),
-            )?;
+            tx.open_table(CASES)?
+                .insert(item.case.to_bytes().as_slice(), encode(&record).as_slice())?;
         }
         tx.open_table(FAN_OUT)?.remove(k)?;
         queued.extend(sent);

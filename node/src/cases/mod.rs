@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 pub use self::inbound::CaseApp;
-pub use self::routes::{RouteKey, set_route_offline};
 pub(crate) use self::routes::{ROUTES, set_routes};
+pub use self::routes::{RouteKey, set_route_offline};
 use crate::delivery::{self, Queued, now_ms};
 use crate::node::Node;
 use crate::store::StoreError;
@@ -45,8 +45,7 @@ use crate::store::StoreError;
 pub(crate) const CASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-2");
 /// The form of the cases table before every case had a sequencer; a store
 /// that still holds it is refused at start (see docs/STORE.md).
-const CASES_BEFORE_SEQUENCER: TableDefinition<'_, &[u8], &[u8]> =
-    TableDefinition::new("cases-1");
+const CASES_BEFORE_SEQUENCER: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-1");
 
 /// A case as this node keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +188,10 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn read_case(tx: &WriteTransaction, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
+pub(crate) fn read_case(
+    tx: &WriteTransaction,
+    case: CaseId,
+) -> Result<Option<CaseRecord>, StoreError> {
     let table = tx.open_table(CASES)?;
     let value = table.get(case.to_bytes().as_slice())?;
     value

@@ -23,7 +23,6 @@ pub(crate) fn country_route_key(country: Country) -> Vec<u8> {
     key
 }
 
-
 impl Node<CaseApp> {
     /// Records that `node` serves `authority`.
     pub async fn set_authority_route(

@@ -9,8 +9,8 @@
 //! whatever the number of cases.
 
 use imi_protocol::{
-    Actor, CaseId, CaseState, Date, MessageKind, Party, Retention, Role, Task, TaskKind,
-    TaskOwner, Timestamp,
+    Actor, CaseId, CaseState, Date, MessageKind, Party, Retention, Role, Task, TaskKind, TaskOwner,
+    Timestamp,
 };
 use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,10 @@ pub(crate) fn reindex(
                 state: new.state.describe(),
                 updated_at: new.state.updated_at(),
             };
-            tasks.insert(task_key(&task, new.case).as_slice(), encode(&row).as_slice())?;
+            tasks.insert(
+                task_key(&task, new.case).as_slice(),
+                encode(&row).as_slice(),
+            )?;
         }
         if let Some(due) = new.deadline {
             deadlines.insert(deadline_key(due, new.case).as_slice(), ())?;
@@ -211,9 +214,11 @@ impl Node<CaseApp> {
         let mut rows = Vec::new();
         for owner in owners {
             let prefix = owner_key(owner);
-            let mut end = prefix.clone();
-            end.push(0xff);
-            for row in table.range(prefix.as_slice()..end.as_slice())? {
+            let range = match prefix_end(&prefix) {
+                Some(end) => table.range(prefix.as_slice()..end.as_slice())?,
+                None => table.range(prefix.as_slice()..)?,
+            };
+            for row in range {
                 let (_, value) = row?;
                 rows.push(
                     postcard::from_bytes::<TaskRow>(value.value())
@@ -272,6 +277,18 @@ impl Node<CaseApp> {
         }
         Ok(cases)
     }
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 fn case_in(bytes: &[u8]) -> CaseId {
