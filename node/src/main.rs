@@ -739,31 +739,33 @@ async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Resu
         .date()
         .checked_add_days(30)
         .context("date")?;
-    let mut cases = Vec::with_capacity(drill.count);
-    for i in 0..drill.count {
-        let case = CaseId::new();
-        let draft = Request::draft(
-            case,
-            &official,
-            "professional-qualifications",
-            drill.to,
-            Timestamp::from_millis(now_ms()),
-        )?;
-        node.create(CaseState::Request(draft), official.clone())
+    // Each request is written and sent in one transaction, so a drill
+    // stopped half-way leaves no unsent drafts behind.
+    let sends = (0..drill.count).map(|i| {
+        let official = official.clone();
+        async move {
+            let case = CaseId::new();
+            let draft = Request::draft(
+                case,
+                &official,
+                "professional-qualifications",
+                drill.to,
+                Timestamp::from_millis(now_ms()),
+            )?;
+            node.open_case(
+                CaseState::Request(draft),
+                official,
+                CaseAction::Request(RequestAction::Send { reply_by }),
+                Content::default(),
+            )
             .await?;
-        cases.push((i, case));
-    }
-    let sends = cases.iter().map(|(_, case)| {
-        node.act(
-            *case,
-            official.clone(),
-            CaseAction::Request(RequestAction::Send { reply_by }),
-            Content::default(),
-        )
+            anyhow::Ok((i, case))
+        }
     });
-    for result in futures::future::join_all(sends).await {
-        result?;
-    }
+    let cases = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     let mut withdrawn = 0;
     if drill.withdraw_every > 0 {
         let withdraws = cases

@@ -319,3 +319,44 @@ async fn every_recipient_of_an_alert_sees_every_acknowledgement() -> anyhow::Res
     }
     Ok(())
 }
+
+/// Regression: `imi-node drill` wrote all its drafts first and sent them
+/// after, so a drill stopped in between left drafts behind for good. A
+/// case is now written and sent in one transaction: a request that cannot
+/// be sent leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_request_that_cannot_be_sent_leaves_no_draft_behind() -> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder().countries([Country::Fi]).start().await?;
+    let fi = net.node(Country::Fi);
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    fi.set_authority_route(finn.authority, fi.address()).await?;
+    let nowhere = official(Country::Se, &[Role::RequestHandler]);
+    let case = CaseId::new();
+    let draft = Request::draft(
+        case,
+        &finn,
+        "professional-qualifications",
+        party(&nowhere),
+        Timestamp::from_millis(0),
+    )?;
+    let before = fi.case_count()?;
+    let refused = fi
+        .open_case(
+            CaseState::Request(draft),
+            finn.clone(),
+            CaseAction::Request(RequestAction::Send {
+                reply_by: in_days(14),
+            }),
+            Content::default(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(imi_node::cases::CaseError::NoRoute(_))),
+        "{refused:?}"
+    );
+    assert_eq!(fi.case_count()?, before);
+    assert!(fi.case(case)?.is_none());
+    assert!(fi.tasks_for(&finn)?.is_empty(), "no draft task either");
+    Ok(())
+}

@@ -372,6 +372,39 @@ impl Node<CaseApp> {
         action: CaseAction,
         content: Content,
     ) -> Result<CaseRecord, CaseError> {
+        self.step(case, None, actor, action, content).await
+    }
+
+    /// Writes a new case and takes its first step (sending a draft) in one
+    /// transaction: if the step is refused, nothing is stored, so no draft
+    /// is left behind.
+    pub async fn open_case(
+        &self,
+        state: CaseState,
+        actor: Actor,
+        action: CaseAction,
+        content: Content,
+    ) -> Result<CaseRecord, CaseError> {
+        let case = state.id();
+        let record = CaseRecord {
+            replica: Replica::create(self.address().clone(), state),
+            carried: BTreeMap::new(),
+            created: Some((actor.clone(), Timestamp::from_millis(now_ms()))),
+        };
+        self.step(case, Some(record), actor, action, content).await
+    }
+
+    /// Takes a step on the stored case, or on `new` (a case not stored
+    /// yet), reading, checking and writing in one transaction: a step is
+    /// checked against the case exactly as it is committed.
+    async fn step(
+        &self,
+        case: CaseId,
+        new: Option<CaseRecord>,
+        actor: Actor,
+        action: CaseAction,
+        content: Content,
+    ) -> Result<CaseRecord, CaseError> {
         let step = Step {
             id: StepId::new(),
             actor: actor.clone(),
@@ -386,13 +419,15 @@ impl Node<CaseApp> {
             authority: actor.authority,
             user: Some(actor.user),
         };
-        // Read, check and write in one transaction: a step is checked
-        // against the case exactly as it is committed.
         let (queued, stored) = self
             .store()
             .write(move |tx| {
-                let Some(record) = read_case(tx, case)? else {
-                    return Ok(Err(CaseError::NotFound(case)));
+                let stored = read_case(tx, case)?;
+                let (before, record) = match (stored, new) {
+                    (Some(_), Some(_)) => return Ok(Err(CaseError::Conflict(case))),
+                    (None, None) => return Ok(Err(CaseError::NotFound(case))),
+                    (Some(record), None) => (Some(record.clone()), record),
+                    (None, Some(record)) => (None, record),
                 };
                 let mut replica = record.replica.clone();
                 let acted = {
@@ -404,10 +439,12 @@ impl Node<CaseApp> {
                     }
                 };
                 if acted.effects.contains(&Effect::Forget) {
-                    delete_case(tx, &record)?;
+                    if let Some(before) = &before {
+                        delete_case(tx, before)?;
+                    }
                     return Ok(Ok((vec![], record)));
                 }
-                let mut new_record = record.clone();
+                let mut new_record = record;
                 new_record.replica = replica;
                 let kind = acted.view.kind();
                 let queued = seal_outgoing(tx, &key, &me, case, kind, &author, &acted.outgoing)?;
@@ -416,7 +453,7 @@ impl Node<CaseApp> {
                         .carried
                         .insert(step.id, queued.iter().map(|q| q.id).collect());
                 }
-                write_case(tx, Some(&record), &new_record)?;
+                write_case(tx, before.as_ref(), &new_record)?;
                 Ok(Ok((queued, new_record)))
             })
             .await??;
