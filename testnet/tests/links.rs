@@ -537,3 +537,75 @@ async fn a_rejected_step_is_kept_on_both_sides_and_can_be_sent_again() -> anyhow
     ));
     Ok(())
 }
+
+/// Regression: the store ran every write of a group commit in one shared
+/// transaction, so a send whose write failed after it had written the case
+/// committed the case without its envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_fails_after_writing_stores_nothing_of_it() -> anyhow::Result<()> {
+    use imi_node::node::SendCaseError;
+    const MARK: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("test-mark-1");
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt).address().clone();
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let author = imi_protocol::Author {
+        authority: finn.authority,
+        user: Some(finn.user),
+    };
+    let case = CaseId::new();
+    let before = delivery::counts(fi.store())?;
+    let failed = fi
+        .send(
+            vec![pt.clone()],
+            case,
+            imi_protocol::MessageKind::Request,
+            author.clone(),
+            "a step".to_owned(),
+            |tx| {
+                let store = |e: &dyn std::fmt::Display| SendCaseError::Store(e.to_string());
+                tx.open_table(MARK)
+                    .map_err(|e| store(&e))?
+                    .insert(1, 1)
+                    .map_err(|e| store(&e))?;
+                // A failure injected after the case's part was written.
+                Err(SendCaseError::Refused("injected failure".into()))
+            },
+        )
+        .await;
+    assert_eq!(
+        failed,
+        Err(SendCaseError::Refused("injected failure".into()))
+    );
+    assert_eq!(
+        delivery::counts(fi.store())?,
+        before,
+        "no envelope was kept"
+    );
+    let read = fi.store().read()?;
+    assert!(
+        match read.open_table(MARK) {
+            Ok(table) => redb::ReadableTable::get(&table, 1)?.is_none(),
+            Err(redb::TableError::TableDoesNotExist(_)) => true,
+            Err(err) => return Err(err.into()),
+        },
+        "the case's part of the failed write was kept"
+    );
+    // Nor was its sequence number used up: the next send of the case is 1.
+    fi.send(
+        vec![pt],
+        case,
+        imi_protocol::MessageKind::Request,
+        author,
+        "a step".to_owned(),
+        |_| Ok(()),
+    )
+    .await?;
+    let sent = delivery::case_messages(fi.store(), case)?;
+    assert_eq!(sent.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![1]);
+    Ok(())
+}
