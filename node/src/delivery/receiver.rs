@@ -78,7 +78,32 @@ enum Item<B> {
     },
 }
 
+/// An envelope to store, with the receipt signed ahead for the outcome it
+/// will most likely get.
+struct Checked<B> {
+    /// Its place in the request.
+    index: usize,
+    item: Item<B>,
+    expected: ReceiptOutcome,
+    presigned: Vec<u8>,
+    received_ms: u64,
+}
+
+/// Envelopes of a request checked on the async worker; more go to the
+/// blocking pool.
+const INLINE_CHECKS: usize = 4;
+
 impl<B> Item<B> {
+    fn expected_outcome(&self) -> ReceiptOutcome {
+        match self {
+            Item::Verified { .. } => ReceiptOutcome::Accepted,
+            Item::Unverified { rejection, .. } => ReceiptOutcome::Rejected {
+                code: rejection.code.clone(),
+                reason: rejection.reason.clone(),
+            },
+        }
+    }
+
     fn header(&self) -> &Header {
         match self {
             Item::Verified { opened, .. } => &opened.header,
@@ -206,13 +231,54 @@ impl<I: Inbound> Receiver<I> {
         from: &PeerIdentity,
         envelopes: Vec<Vec<u8>>,
     ) -> Vec<DeliverAnswer> {
-        let from = &from.address;
+        // Verifying and signing a few envelopes is quicker than a hop to
+        // the blocking pool; a batch goes there, off the async workers.
+        let (mut answers, items) = if envelopes.len() <= INLINE_CHECKS {
+            self.check(&from.address, envelopes)
+        } else {
+            let this = self.clone();
+            let from = from.address.clone();
+            let count = envelopes.len();
+            match tokio::task::spawn_blocking(move || this.check(&from, envelopes)).await {
+                Ok(checked) => checked,
+                Err(err) => {
+                    warn!(error = %err, "checking delivered envelopes failed");
+                    let retry = DeliverAnswer::Retry {
+                        reason: "the receiving node could not check the message; try again".into(),
+                    };
+                    return vec![retry; count];
+                }
+            }
+        };
+        if !items.is_empty() {
+            for (i, answer) in self.store_items(items).await {
+                answers[i] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every envelope answered"))
+            .collect()
+    }
+
+    /// Verifies each envelope and signs, ahead of the write, the receipt
+    /// it will most likely get (accepted if it verified, rejected with the
+    /// reason if not), so the store's writer thread signs only when the
+    /// outcome turns out otherwise. Envelopes that need no write are
+    /// answered at once.
+    fn check(
+        &self,
+        from: &NodeAddress,
+        envelopes: Vec<Vec<u8>>,
+    ) -> (Vec<Option<DeliverAnswer>>, Vec<Checked<I::Body>>) {
+        let received_ms = now_ms();
         let mut answers: Vec<Option<DeliverAnswer>> = Vec::with_capacity(envelopes.len());
-        let mut items: Vec<(usize, Item<I::Body>)> = Vec::new();
-        for (i, bytes) in envelopes.into_iter().enumerate() {
+        let mut items: Vec<Checked<I::Body>> = Vec::new();
+        for (index, bytes) in envelopes.into_iter().enumerate() {
             let answer = match self.keys.open::<I::Body>(&self.me, &bytes) {
                 Ok(opened) if opened.header.sender == *from => {
-                    items.push((i, Item::Verified { opened, bytes }));
+                    let item = Item::Verified { opened, bytes };
+                    items.push(self.presign(index, item, received_ms));
                     None
                 }
                 Ok(opened) => {
@@ -238,15 +304,13 @@ impl<I: Inbound> Receiver<I> {
                         warn!(peer = %from, id = %header.id, case = %header.case, sequence = header.sequence, code = err.code(), error = %err, "envelope refused; its rejection is stored");
                         let rejection = Rejection::new(err.code(), err.to_string());
                         let digest = imi_protocol::wire_digest(&bytes);
-                        items.push((
-                            i,
-                            Item::Unverified {
-                                header,
-                                digest,
-                                rejection,
-                                bytes,
-                            },
-                        ));
+                        let item = Item::Unverified {
+                            header,
+                            digest,
+                            rejection,
+                            bytes,
+                        };
+                        items.push(self.presign(index, item, received_ms));
                         None
                     }
                     Ok(header) => {
@@ -270,21 +334,34 @@ impl<I: Inbound> Receiver<I> {
             };
             answers.push(answer);
         }
-        if !items.is_empty() {
-            for (i, answer) in self.store_items(items).await {
-                answers[i] = Some(answer);
-            }
+        (answers, items)
+    }
+
+    fn presign(&self, index: usize, item: Item<I::Body>, received_ms: u64) -> Checked<I::Body> {
+        let expected = item.expected_outcome();
+        let body = ReceiptBody::new(
+            item.header(),
+            item.digest(),
+            self.me.clone(),
+            received_ms,
+            expected.clone(),
+        );
+        let presigned = seal_receipt(body, &self.key)
+            .map(|r| r.into_bytes())
+            .unwrap_or_default();
+        Checked {
+            index,
+            item,
+            expected,
+            presigned,
+            received_ms,
         }
-        answers
-            .into_iter()
-            .map(|a| a.expect("every envelope answered"))
-            .collect()
     }
 
     /// Stores and applies `items` in one write. A handler that refuses an
     /// envelope rolls the write back; it runs again with that envelope
     /// stored as rejected, so a refused step leaves nothing behind.
-    async fn store_items(&self, items: Vec<(usize, Item<I::Body>)>) -> Vec<(usize, DeliverAnswer)> {
+    async fn store_items(&self, items: Vec<Checked<I::Body>>) -> Vec<(usize, DeliverAnswer)> {
         let items = Arc::new(items);
         let mut refused: HashMap<usize, Rejection> = HashMap::new();
         loop {
@@ -308,9 +385,9 @@ impl<I: Inbound> Receiver<I> {
                     warn!(%error, messages = items.len(), "storing inbound envelopes failed");
                     return items
                         .iter()
-                        .map(|(i, _)| {
+                        .map(|checked| {
                             (
-                                *i,
+                                checked.index,
                                 DeliverAnswer::Retry {
                                     reason:
                                         "the receiving node could not store the message; try again"
@@ -327,13 +404,13 @@ impl<I: Inbound> Receiver<I> {
     fn apply_all(
         &self,
         tx: &WriteTransaction,
-        items: &[(usize, Item<I::Body>)],
+        items: &[Checked<I::Body>],
         refused: &HashMap<usize, Rejection>,
     ) -> Result<Vec<(usize, DeliverAnswer)>, ApplyFailed> {
         let mut answers = Vec::with_capacity(items.len());
-        for (n, (i, item)) in items.iter().enumerate() {
-            let answer = self.apply_one(tx, n, item, refused.get(&n))?;
-            answers.push((*i, answer));
+        for (n, checked) in items.iter().enumerate() {
+            let answer = self.apply_one(tx, n, checked, refused.get(&n))?;
+            answers.push((checked.index, answer));
         }
         Ok(answers)
     }
@@ -342,9 +419,10 @@ impl<I: Inbound> Receiver<I> {
         &self,
         tx: &WriteTransaction,
         n: usize,
-        item: &Item<I::Body>,
+        checked: &Checked<I::Body>,
         refused: Option<&Rejection>,
     ) -> Result<DeliverAnswer, ApplyFailed> {
+        let item = &checked.item;
         let header = item.header();
         let id = header.id.to_bytes();
         // A duplicate gets the very same receipt.
@@ -407,7 +485,11 @@ impl<I: Inbound> Receiver<I> {
             },
         };
         let status = status_of(&outcome);
-        let receipt = self.receipt(header, item.digest(), outcome);
+        let receipt = if outcome == checked.expected {
+            checked.presigned.clone()
+        } else {
+            self.receipt(header, item.digest(), outcome)
+        };
         // Accepted or rejected, the sequence number is used up, so the
         // sender's later messages of the case are not held back.
         let record = MessageRecord {
@@ -419,7 +501,7 @@ impl<I: Inbound> Receiver<I> {
             envelope: item.bytes().to_vec(),
             receipt: Some(receipt.clone()),
             status,
-            stored_ms: now_ms(),
+            stored_ms: checked.received_ms,
         };
         store_received(tx, header, &seq_key, &record, &receipt)?;
         Ok(DeliverAnswer::Receipt(receipt))
