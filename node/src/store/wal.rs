@@ -22,7 +22,11 @@
 //! After a power loss the database file may lack any write that was not
 //! synced, exactly as a file without the log would; the replay restores
 //! every write of every batch whose `fdatasync` returned, and a torn last
-//! batch (bad checksum) is ignored, as its commit never returned.
+//! batch (bad checksum) is ignored, as its commit never returned. Both logs
+//! are checked whole before anything is replayed: a damaged batch that a
+//! whole batch follows is damage in the middle of the log, and the open is
+//! refused (nothing is written), as neither replaying past it nor stopping
+//! at it would keep every commit that returned.
 //!
 //! Log file layout: a 4 KiB header page (`IMIWAL01`, the epoch, a CRC-32),
 //! then batches aligned to 4 KiB, each a 24-byte header (batch magic,
