@@ -422,11 +422,34 @@ async fn send_batch(
                 }
             }
             Ok(answers) => {
+                let work: Vec<(usize, Queued, MessageRecord, DeliverAnswer)> = sending
+                    .into_iter()
+                    .zip(answers)
+                    .map(|((i, record), answer)| (i, batch[i].1.clone(), record, answer))
+                    .collect();
+                // Verifying a few receipts is quicker than a hop to the
+                // blocking pool; a batch's go there, off the async workers.
+                let checked = if work.len() <= INLINE_CHECKS {
+                    check_answers(work, keys)
+                } else {
+                    let keys = keys.clone();
+                    let count = work.len();
+                    let ids: Vec<usize> = work.iter().map(|(i, ..)| *i).collect();
+                    tokio::task::spawn_blocking(move || check_answers(work, &keys))
+                        .await
+                        .unwrap_or_else(|err| {
+                            let reason = format!("checking the receipts failed: {err}");
+                            let mut out = Vec::with_capacity(count);
+                            for i in ids {
+                                out.push((i, Err(Attempt::Retry(reason.clone()))));
+                            }
+                            out
+                        })
+                };
                 let mut receipts = Vec::new();
-                for ((i, record), answer) in sending.into_iter().zip(answers) {
-                    let q = &batch[i].1;
-                    match check_answer(q, &record, answer, keys) {
-                        Ok((status, receipt)) => receipts.push((i, q.id, status, receipt)),
+                for (i, checked) in checked {
+                    match checked {
+                        Ok((id, status, receipt)) => receipts.push((i, id, status, receipt)),
                         Err(attempt) => outcomes[i] = Some(attempt),
                     }
                 }
@@ -440,6 +463,25 @@ async fn send_batch(
         .map(|((key, q), outcome)| {
             let outcome = outcome.unwrap_or_else(|| Attempt::Retry("no answer".into()));
             (key, q.id, outcome)
+        })
+        .collect()
+}
+
+/// Receipts of a batch checked without verifying more than needed.
+const INLINE_CHECKS: usize = 4;
+
+type Checked = (usize, Result<(MessageId, MessageStatus, Vec<u8>), Attempt>);
+
+/// Checks each answer of a request (see [`check_answer`]).
+fn check_answers(
+    work: Vec<(usize, Queued, MessageRecord, DeliverAnswer)>,
+    keys: &PeerKeys,
+) -> Vec<Checked> {
+    work.into_iter()
+        .map(|(i, q, record, answer)| {
+            let checked = check_answer(&q, &record, answer, keys)
+                .map(|(status, receipt)| (q.id, status, receipt));
+            (i, checked)
         })
         .collect()
 }
