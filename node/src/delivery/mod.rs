@@ -1,8 +1,11 @@
 //! Store-and-forward delivery of signed envelopes, with signed receipts.
 //!
-//! **Sending** ([`outbox`], [`scheduler`]). The caller commits a state
-//! transition and its outbound envelope in one transaction ([`enqueue`]
-//! inside [`crate::store::Store::write`]), then hands the message to the
+//! **Sending** ([`outbox`], [`scheduler`]). While holding the case's turn
+//! ([`SendTurns`]), the caller seals the envelope with the case's next
+//! sequence number ([`last_sequence`] + 1), then commits the state
+//! transition and the envelope in one write ([`claim_sequence`] and
+//! [`enqueue`] inside [`crate::store::Store::try_write`]; `Node::send` does
+//! all of this), then hands the message to the
 //! [`Delivery`] task. The task sends it over the deliver protocol ([`wire`])
 //! and retries with exponential backoff and jitter until the recipient's
 //! signed receipt arrives; the receipt is verified against the recipient's
@@ -40,8 +43,7 @@ pub mod wire;
 
 pub use keys::{KeyRecord, PeerKeys};
 pub use outbox::{
-    CaseTurn, Queued, ResendError, SendTurns, claim_sequence, enqueue, last_sequence,
-    next_sequence, resend,
+    CaseTurn, Queued, ResendError, SendTurns, claim_sequence, enqueue, last_sequence, resend,
 };
 pub use receiver::{Inbound, Receiver, Rejection};
 pub use scheduler::{Delivery, Receipted};

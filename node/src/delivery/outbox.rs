@@ -52,20 +52,6 @@ pub fn last_sequence(store: &Store, case: CaseId, to: &NodeAddress) -> Result<u6
         .unwrap_or(0))
 }
 
-/// The next sequence number of `case` towards `to`; call inside the write
-/// that enqueues the message.
-pub fn next_sequence(
-    tx: &WriteTransaction,
-    case: CaseId,
-    to: &NodeAddress,
-) -> Result<u64, StoreError> {
-    let key = seq_key(case, to);
-    let mut table = tx.open_table(OUTBOUND_SEQ)?;
-    let next = table.get(key.as_slice())?.map(|v| v.value()).unwrap_or(0) + 1;
-    table.insert(key.as_slice(), next)?;
-    Ok(next)
-}
-
 /// Takes `sequence` for `case` towards `to`, inside the write that
 /// enqueues an envelope sealed with it beforehand; fails if it is not the
 /// next one (another message took it meanwhile).
