@@ -202,8 +202,17 @@ impl CertAdmission {
             peer: *peer,
             address: NodeAddress::new(verified.country, node),
             public_key: verified.public_key,
+            valid_from_ms: unix_ms(chain.node().not_before()),
+            valid_until_ms: unix_ms(chain.node().not_after()),
         })
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn refused(err: impl std::fmt::Display) -> AdmissionRefused {

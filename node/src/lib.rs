@@ -18,4 +18,6 @@ pub mod peers;
 mod publish;
 pub mod status;
 pub mod store;
-pub mod wal;
+/// The store's write-ahead log, at its old path for the modules that open a
+/// stopped node's store directly.
+pub use store::wal;

@@ -52,6 +52,10 @@ pub struct PeerIdentity {
     pub address: NodeAddress,
     /// The certified ed25519 key, which signs the peer's envelopes and receipts.
     pub public_key: [u8; 32],
+    /// Start of the node certificate's validity (ms since the epoch).
+    pub valid_from_ms: u64,
+    /// End of the node certificate's validity (ms since the epoch).
+    pub valid_until_ms: u64,
 }
 
 impl fmt::Display for PeerIdentity {

@@ -18,7 +18,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::admin::Admin;
 use crate::admission::CertAdmission;
 use crate::config::{Config, DeliveryConfig};
-use crate::delivery::{self, Delivery, Inbound, PeerKeys, Receiver};
+use crate::delivery::{self, Delivery, Inbound, KeyRecord, PeerKeys, Receiver};
 use crate::directory::{Directory, DirectoryConfig, DirectorySetup, DirectoryStartError};
 use crate::index::DirectorySearch;
 use crate::net::{self, AppProtocol, NetConfig, NetEvent, NetworkHandle};
@@ -251,8 +251,21 @@ impl<I: Inbound> Node<I> {
             setup.net.clone(),
             admission.clone(),
         )?;
-        let (delivery, delivery_task) =
-            Delivery::start(store.clone(), net.clone(), setup.delivery.clone())?;
+        // Every key this node and its peers were certified with, to verify
+        // envelopes and receipts with the key of their signing time.
+        let keys = PeerKeys::load(&store)?;
+        keys.certified(
+            &store,
+            &setup.address,
+            own_key_record(&setup.chain, &signing_key),
+        )
+        .await?;
+        let (delivery, delivery_task) = Delivery::start(
+            store.clone(),
+            net.clone(),
+            setup.delivery.clone(),
+            keys.clone(),
+        )?;
         let (directory, directory_task) = Directory::start(DirectorySetup {
             address: setup.address.clone(),
             key: signing_key.clone(),
@@ -292,7 +305,6 @@ impl<I: Inbound> Node<I> {
             key: signing_key.clone(),
             delivery: delivery.clone(),
         });
-        let keys = PeerKeys::default();
         let receiver = Receiver::new(
             store.clone(),
             setup.address.clone(),
@@ -352,11 +364,6 @@ impl<I: Inbound> Node<I> {
         &self.signing_key
     }
 
-    /// The delivery task.
-    pub(crate) fn delivery(&self) -> &Delivery {
-        &self.delivery
-    }
-
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -405,9 +412,41 @@ impl<I: Inbound> Node<I> {
         Ok(changed)
     }
 
+    /// Delivery: the sending task, its receipt notifications
+    /// ([`Delivery::receipts`]) and the keys it verifies with.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// Sends the step of the rejected message `id` again: sealed anew with
+    /// the node's current key, as a new message (a new id, the case's next
+    /// sequence number) to the same recipient, and queued. The rejected
+    /// message stays in the case's history with its reason. Returns the new
+    /// message's id.
+    pub async fn resend(&self, id: MessageId) -> Result<MessageId, delivery::ResendError> {
+        let queued = delivery::resend::<I::Body>(
+            &self.store,
+            self.delivery.keys(),
+            self.delivery.turns(),
+            &self.address,
+            &self.signing_key,
+            id,
+        )
+        .await?;
+        let new_id = queued.id;
+        info!(message = %id, resent_as = %new_id, case = %queued.case, to = %queued.to, "rejected message sent again");
+        self.delivery.enqueued(vec![queued]).await;
+        Ok(new_id)
+    }
+
     /// Commits `also` (the case's new state) together with one signed
     /// envelope per recipient carrying `body`, then hands the envelopes to
-    /// delivery. `also` runs first; if it fails, nothing is written.
+    /// delivery. All or nothing: if `also` fails, or anything after it,
+    /// nothing is written.
+    ///
+    /// The envelopes are sealed before the write, off the store's writer
+    /// thread, while the case's turn to send is held (so sequence numbers
+    /// are taken in order, one step of a case at a time).
     pub async fn send<B, F>(
         &self,
         recipients: Vec<NodeAddress>,
@@ -421,40 +460,51 @@ impl<I: Inbound> Node<I> {
         B: Serialize + Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(), SendCaseError> + Send + 'static,
     {
-        let sender = self.address.clone();
-        let key = self.signing_key.clone();
+        let turn = self.delivery.turns().take(case).await;
+        let now = now_ms();
+        let mut envelopes = Vec::with_capacity(recipients.len());
+        for to in recipients {
+            let sequence = delivery::last_sequence(&self.store, case, &to)? + 1;
+            let header = Header {
+                version: PROTOCOL_VERSION,
+                id: MessageId::new(),
+                sender: self.address.clone(),
+                author: author.clone(),
+                recipients: vec![to.clone()],
+                case,
+                sequence,
+                timestamp_ms: now,
+                kind,
+            };
+            let envelope = seal(header, &body, &self.signing_key)
+                .map_err(|e| SendCaseError::Encode(e.to_string()))?;
+            envelopes.push((to, envelope));
+        }
         let queued = self
             .store
-            .write(move |tx| {
-                if let Err(refused) = also(tx) {
-                    return Ok(Err(refused));
+            .try_write(move |tx| {
+                also(tx)?;
+                let mut queued = Vec::with_capacity(envelopes.len());
+                for (to, envelope) in &envelopes {
+                    delivery::claim_sequence(tx, case, to, envelope.header().sequence)?;
+                    queued.push(delivery::enqueue(tx, to, envelope)?);
                 }
-                let mut queued = Vec::with_capacity(recipients.len());
-                let now = now_ms();
-                for to in recipients {
-                    let sequence = delivery::next_sequence(tx, case, &to)?;
-                    let header = Header {
-                        version: PROTOCOL_VERSION,
-                        id: MessageId::new(),
-                        sender: sender.clone(),
-                        author: author.clone(),
-                        recipients: vec![to.clone()],
-                        case,
-                        sequence,
-                        timestamp_ms: now,
-                        kind,
-                    };
-                    let envelope = seal(header, &body, &key)
-                        .map_err(|e| StoreError::corrupt("envelope", e))?;
-                    queued.push(delivery::enqueue(tx, &to, &envelope)?);
-                }
-                Ok(Ok(queued))
+                Ok::<_, SendCaseError>(queued)
             })
-            .await
-            .map_err(|e| SendCaseError::Store(e.to_string()))??;
+            .await?;
+        drop(turn);
         let ids = queued.iter().map(|q| q.id).collect();
         self.delivery.enqueued(queued).await;
         Ok(ids)
+    }
+}
+
+/// This node's own key, with its certificate's validity.
+fn own_key_record(chain: &CertChain, key: &SigningKey) -> KeyRecord {
+    KeyRecord {
+        key: key.verifying_key().to_bytes(),
+        valid_from_ms: crate::admission::unix_ms(chain.node().not_before()),
+        valid_until_ms: crate::admission::unix_ms(chain.node().not_after()),
     }
 }
 
@@ -470,6 +520,12 @@ pub enum SendCaseError {
     /// The store failed.
     #[error("the message could not be stored: {0}")]
     Store(String),
+}
+
+impl From<StoreError> for SendCaseError {
+    fn from(err: StoreError) -> Self {
+        SendCaseError::Store(err.to_string())
+    }
 }
 
 fn now_ms() -> u64 {
@@ -489,12 +545,14 @@ async fn dispatch<I: Inbound>(
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::PeerAdmitted(identity) => {
-                let Ok(key) = VerifyingKey::from_bytes(&identity.public_key) else {
+                if VerifyingKey::from_bytes(&identity.public_key).is_err() {
                     warn!(peer = %identity, "admitted peer has an unusable key");
                     continue;
-                };
-                keys.insert(identity.address.clone(), key);
-                delivery.peer_up(identity.address.clone(), key).await;
+                }
+                if let Err(err) = keys.admitted(receiver.store(), &identity).await {
+                    warn!(peer = %identity, error = %err, "cannot record the admitted peer's key");
+                }
+                delivery.peer_up(identity.address.clone()).await;
                 if let Err(err) = crate::peers::record_admission(receiver.store(), &identity).await
                 {
                     warn!(peer = %identity, error = %err, "cannot record the admitted peer");

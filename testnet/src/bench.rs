@@ -3,34 +3,28 @@
 //! [`delivery`] measures what an official waits for when sending a request:
 //! from the call of [`Node::act`] to the recipient's signed receipt being
 //! stored on the sender, over real loopback sockets between two nodes with
-//! durable stores. A watcher thread follows the sender's store: it reads the
-//! outbox count (cheap) and, when it shows new receipts, looks up the
-//! pending messages oldest first with [`delivery::message`]. The node needs
-//! no hook for this; the cost is a poll every [`POLL`], which is also the
-//! resolution of the latencies.
+//! durable stores. A watcher task follows the sender's receipt notifications
+//! ([`imi_node::delivery::Delivery::receipts`], sent once a receipt is
+//! stored), so nothing polls the store and the latencies are exact.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use imi_node::cases::{CaseApp, CaseState};
-use imi_node::delivery::{self, Direction, MessageStatus};
+use imi_node::delivery::{MessageStatus, Receipted};
 use imi_node::node::Node;
-use imi_node::store::Store;
 use imi_protocol::{
-    Actor, AuthorityId, CaseAction, CaseId, Content, Country, Date, MessageId, Party, Request,
-    RequestAction, Role, Timestamp, UserId,
+    Actor, AuthorityId, CaseAction, CaseId, Content, Country, Date, Party, Request, RequestAction,
+    Role, Timestamp, UserId,
 };
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, broadcast};
 
 use crate::Testnet;
-
-/// How often the watcher looks at the sender's store.
-pub const POLL: Duration = Duration::from_micros(100);
 
 /// How long the benchmark waits for the next receipt before it gives up.
 const STALL: Duration = Duration::from_secs(60);
@@ -242,8 +236,8 @@ impl Sender<'_> {
         created.into_iter().collect()
     }
 
-    /// Sends `case` and returns the id of the message that carries it.
-    async fn send(&self, case: CaseId) -> Result<MessageId> {
+    /// Sends `case` (its receipt is waited for by the watcher).
+    async fn send(&self, case: CaseId) -> Result<()> {
         self.node
             .act(
                 case,
@@ -254,11 +248,7 @@ impl Sender<'_> {
                 Content::default(),
             )
             .await?;
-        delivery::case_messages(self.node.store(), case)?
-            .iter()
-            .filter(|m| m.direction == Direction::Outbound)
-            .find_map(|m| imi_protocol::peek_header(&m.envelope).ok().map(|h| h.id))
-            .with_context(|| format!("case {case} was sent but no message of it is stored"))
+        Ok(())
     }
 }
 
@@ -268,55 +258,32 @@ async fn run_phase(sender: &Sender<'_>, cases: Vec<CaseId>, concurrency: usize) 
     let store = sender.node.store().clone();
     let stats_before = store.commit_stats();
     let permits = Arc::new(Semaphore::new(concurrency));
-    let (submit, submissions) = std::sync::mpsc::sync_channel(concurrency.max(64));
-    let (result_tx, result) = oneshot::channel();
-    let baseline = delivery::counts(&store)?.outbox;
-    let watcher = {
-        let permits = permits.clone();
-        let store = store.clone();
-        std::thread::Builder::new()
-            .name("bench-watcher".into())
-            .spawn(move || {
-                let watched = watch(&store, baseline, &submissions, &permits);
-                if watched.is_err() {
-                    // Wake the senders waiting for room.
-                    permits.close();
-                }
-                let _ = result_tx.send(watched);
-            })?
-    };
+    let started_at: Arc<Mutex<HashMap<CaseId, Instant>>> = Arc::default();
+    let watcher = tokio::spawn(watch(
+        sender.node.delivery().receipts(),
+        started_at.clone(),
+        permits.clone(),
+        cases.len(),
+    ));
     let started = Instant::now();
     let sent = futures::stream::iter(cases)
         .map(|case| {
             let permits = permits.clone();
-            let submit = submit.clone();
+            let started_at = started_at.clone();
             async move {
                 permits.acquire().await?.forget();
-                let at = Instant::now();
-                let id = match sender.send(case).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        permits.add_permits(1);
-                        return Err(err);
-                    }
-                };
-                // Never full: at most `concurrency` requests are in flight.
-                submit
-                    .send(Submitted { id, at })
-                    .context("the watcher stopped")?;
-                anyhow::Ok(())
+                lock(&started_at).insert(case, Instant::now());
+                sender.send(case).await
             }
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
-    drop(submit);
-    let watched = result.await.context("the watcher stopped")?;
-    let _ = watcher.join();
-    for outcome in sent {
-        outcome?;
+    if let Some(err) = sent.into_iter().find_map(Result::err) {
+        watcher.abort();
+        return Err(err);
     }
-    let watched = watched?;
+    let watched = watcher.await.context("the watcher stopped")??;
     if watched.rejected > 0 {
         bail!(
             "{} requests were rejected by the recipient",
@@ -333,16 +300,15 @@ async fn run_phase(sender: &Sender<'_>, cases: Vec<CaseId>, concurrency: usize) 
     })
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-struct Submitted {
-    id: MessageId,
-    at: Instant,
 }
 
 struct Watched {
@@ -351,72 +317,44 @@ struct Watched {
     last: Option<Instant>,
 }
 
-/// Follows submitted messages until each has its receipt stored; returns a
-/// permit for each. Ends when the submitters are gone and nothing is pending.
-fn watch(
-    store: &Store,
-    baseline: u64,
-    submissions: &std::sync::mpsc::Receiver<Submitted>,
-    permits: &Semaphore,
+/// Follows the sender's receipt notifications until `expected` cases of
+/// this phase have their receipt stored; gives a permit back for each.
+async fn watch(
+    mut receipts: broadcast::Receiver<Receipted>,
+    started_at: Arc<Mutex<HashMap<CaseId, Instant>>>,
+    permits: Arc<Semaphore>,
+    expected: usize,
 ) -> Result<Watched> {
-    let mut pending: VecDeque<Submitted> = VecDeque::new();
     let mut watched = Watched {
-        latencies: Vec::new(),
+        latencies: Vec::with_capacity(expected),
         rejected: 0,
         last: None,
     };
-    let mut submitted: u64 = 0;
-    let mut seen_done: u64 = 0;
-    let mut progress = Instant::now();
-    loop {
-        if !pending.is_empty() && progress.elapsed() > STALL {
-            bail!(
+    while watched.latencies.len() < expected {
+        let receipted = match tokio::time::timeout(STALL, receipts.recv()).await {
+            Err(_) => bail!(
                 "no receipt arrived for {STALL:?} while {} requests waited for one",
-                pending.len()
-            );
-        }
-        if pending.is_empty() {
-            match submissions.recv() {
-                Ok(s) => {
-                    pending.push_back(s);
-                    submitted += 1;
-                    progress = Instant::now();
-                }
-                Err(_) => return Ok(watched),
+                expected - watched.latencies.len()
+            ),
+            Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                bail!("the watcher fell behind and missed {missed} receipts")
             }
+            Ok(Err(broadcast::error::RecvError::Closed)) => bail!("delivery stopped"),
+            Ok(Ok(receipted)) => receipted,
+        };
+        let now = Instant::now();
+        // Cases of an earlier phase are not ours.
+        let Some(at) = lock(&started_at).remove(&receipted.case) else {
+            continue;
+        };
+        watched.latencies.push(now.duration_since(at));
+        watched.last = Some(now);
+        if matches!(receipted.status, MessageStatus::Rejected { .. }) {
+            watched.rejected += 1;
         }
-        while let Ok(s) = submissions.try_recv() {
-            pending.push_back(s);
-            submitted += 1;
-        }
-        // Messages committed but not yet submitted here only make this an
-        // underestimate, caught up with on a later round.
-        let outbox = delivery::counts(store)?.outbox;
-        let done = (submitted + baseline).saturating_sub(outbox);
-        let mut to_find = done.saturating_sub(seen_done);
-        let mut i = 0;
-        while to_find > 0 && i < pending.len() {
-            let record = delivery::message(store, pending[i].id)?
-                .context("a sent message disappeared from the store")?;
-            match record.status {
-                MessageStatus::Pending => i += 1,
-                status => {
-                    let now = Instant::now();
-                    let Some(s) = pending.remove(i) else { break };
-                    watched.latencies.push(now.duration_since(s.at));
-                    watched.last = Some(now);
-                    if matches!(status, MessageStatus::Rejected { .. }) {
-                        watched.rejected += 1;
-                    }
-                    permits.add_permits(1);
-                    seen_done += 1;
-                    to_find -= 1;
-                    progress = now;
-                }
-            }
-        }
-        std::thread::sleep(POLL);
+        permits.add_permits(1);
     }
+    Ok(watched)
 }
 
 #[cfg(test)]

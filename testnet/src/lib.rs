@@ -139,6 +139,33 @@ impl Pki {
         })
     }
 
+    /// Renews the certificate and key of the node in `node`: a new key and
+    /// a new certificate for the same country and name, written where the
+    /// node's configuration expects them, as an operator does with
+    /// `imi-node certs request` and the national CA's `issue-node`. The old
+    /// certificate is not revoked; it simply stops being used.
+    pub fn renew_node(&self, node: &mut NodeDir) -> Result<()> {
+        let key = NodeKey::generate();
+        let country = node.address.country;
+        let name = node.address.node.to_string();
+        let node_name = name.parse().context("node name")?;
+        let request = CertificateRequest::new(&key, country, &node_name)?;
+        let validity = Validity::days_from_now(365);
+        let cert = if country.is_commission() {
+            self.root.issue_observer(&request, validity)?
+        } else {
+            self.nationals
+                .get(&country)
+                .with_context(|| format!("no national CA for {country}"))?
+                .issue_node(&request, validity)?
+        };
+        imi_certs::write_private_key_pem(&node.dir.join("node-key.pem"), &key.to_pkcs8_pem())?;
+        cert.write_pem_file(&node.dir.join("certs/node.pem"))?;
+        node.serial = cert.serial().clone();
+        node.key = key;
+        Ok(())
+    }
+
     /// A revocation list of `country`'s national CA revoking `serials`,
     /// numbered after the previous one.
     pub fn revoke_nodes(

@@ -340,3 +340,274 @@ async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Routes for `finn`'s and `portuguese`'s authorities on every node.
+async fn route_both(
+    net: &Testnet,
+    finn: &imi_protocol::Actor,
+    portuguese: &imi_protocol::Actor,
+) -> anyhow::Result<()> {
+    for node in &net.nodes {
+        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
+            .await?;
+        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The outbound messages of `case` on `node`, each with its status.
+fn sent_statuses(
+    node: &imi_node::node::Node<imi_node::cases::CaseApp>,
+    case: CaseId,
+) -> Vec<MessageStatus> {
+    delivery::case_messages(node.store(), case)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Outbound)
+        .map(|m| m.status)
+        .collect()
+}
+
+/// Regression: envelopes waiting in an outbox were verified with the
+/// sender's current key only, and duplicates are answered with the receipt
+/// first given, so a renewal of a node's certificate and key got old
+/// envelopes refused ("bad-signature") and old receipts thrown away, and
+/// the cases stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_renews_its_certificate_and_key_while_cases_are_in_flight_and_every_case_completes()
+-> anyhow::Result<()> {
+    logs();
+    let mut net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    route_both(&net, &finn, &portuguese).await?;
+
+    // Requests that went through before: each node knows the other's first key.
+    let mut early = Vec::new();
+    for _ in 0..5 {
+        early.push(send_request(net.node(Country::Fi), &finn, &portuguese).await?);
+    }
+    wait_until("the first receipts", WAIT, || async {
+        delivery::counts(net.node(Country::Fi).store())
+            .unwrap()
+            .outbox
+            == 0
+    })
+    .await?;
+    let receipted = delivery::case_messages(net.node(Country::Fi).store(), early[0])?
+        .into_iter()
+        .find(|m| m.direction == Direction::Outbound)
+        .expect("the first request was sent");
+
+    // Portugal goes away; Finland goes on sending, sealing with its first key.
+    let pt_stopped = net.stop(Country::Pt).await?;
+    let mut late = Vec::new();
+    for _ in 0..20 {
+        late.push(send_request(net.node(Country::Fi), &finn, &portuguese).await?);
+    }
+    assert_eq!(delivery::counts(net.node(Country::Fi).store())?.outbox, 20);
+
+    // Both nodes get a new certificate and key while the requests wait.
+    let fi_stopped = net.stop(Country::Fi).await?;
+    let pki = net.federation.pki.clone();
+    for dir in net.federation.nodes.iter_mut() {
+        pki.renew_node(dir)?;
+    }
+    net.restart(fi_stopped).await?;
+    net.restart(pt_stopped).await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+
+    // Portugal takes every request sealed with Finland's first key.
+    wait_until("Finland's outbox to empty", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    for case in early.iter().chain(&late) {
+        assert_eq!(sent_statuses(fi, *case), vec![MessageStatus::Accepted]);
+        assert_eq!(status(pt, *case).as_deref(), Some("sent"));
+    }
+    // And answers them, now under its new key.
+    for case in &late {
+        pt.act(
+            *case,
+            portuguese.clone(),
+            CaseAction::Request(RequestAction::Accept),
+            Content::default(),
+        )
+        .await?;
+    }
+    wait_until("Portugal's outbox to empty", WAIT, || async {
+        delivery::counts(pt.store()).unwrap().outbox == 0
+    })
+    .await?;
+    for case in &late {
+        assert_eq!(sent_statuses(pt, *case), vec![MessageStatus::Accepted]);
+        assert_eq!(status(fi, *case).as_deref(), Some("accepted"));
+    }
+
+    // A duplicate of an early request gets the very receipt Portugal signed
+    // with its first key, which Finland still verifies.
+    let answer = fi
+        .net()
+        .request(
+            imi_node::net::AppProtocol::Deliver,
+            &pt.address().to_string(),
+            delivery::encode_batch([receipted.envelope.as_slice()]),
+        )
+        .await?;
+    let answers: Vec<delivery::DeliverAnswer> = postcard::from_bytes(&answer)?;
+    let [delivery::DeliverAnswer::Receipt(bytes)] = answers.as_slice() else {
+        panic!("expected one receipt, got {answers:?}");
+    };
+    assert_eq!(Some(bytes), receipted.receipt.as_ref());
+    let pt_now =
+        imi_protocol::VerifyingKey::from_bytes(&net.federation.nodes[1].key.public_key_bytes())?;
+    assert!(
+        imi_protocol::open_receipt(bytes, &pt_now).is_err(),
+        "the receipt was signed with Portugal's first key"
+    );
+    let body = fi.delivery().keys().open_receipt(pt.address(), bytes)?;
+    assert!(body.outcome.is_accepted());
+    Ok(())
+}
+
+/// A step the recipient rejected stays in the case's history on both
+/// sides with its reason; sent again once the cause is fixed, it goes
+/// through and the case goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_step_is_kept_on_both_sides_and_can_be_sent_again() -> anyhow::Result<()> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    fi.set_authority_route(finn.authority, fi.address()).await?;
+    fi.set_authority_route(portuguese.authority, pt.address())
+        .await?;
+    // Portugal does not know yet that it serves this authority.
+    let case = send_request(fi, &finn, &portuguese).await?;
+    wait_until("the rejection", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    let rejected = delivery::case_messages(fi.store(), case)?;
+    let [first] = rejected.as_slice() else {
+        panic!("one message expected: {rejected:?}")
+    };
+    assert!(
+        matches!(&first.status, MessageStatus::Rejected { code, .. } if code == "not-served-here")
+    );
+    // Portugal keeps the rejection too, under the case.
+    let kept = delivery::case_messages(pt.store(), case)?;
+    assert!(
+        matches!(kept.as_slice(), [m] if m.direction == Direction::Inbound && m.status == first.status),
+        "{kept:?}"
+    );
+    assert!(pt.case(case)?.is_none());
+
+    // Once Portugal serves the authority, the step is sent again.
+    pt.set_authority_route(portuguese.authority, pt.address())
+        .await?;
+    let id = imi_protocol::peek_header(&first.envelope)?.id;
+    let again = fi.resend(id).await?;
+    assert_ne!(again, id);
+    wait_until("the second receipt", WAIT, || async {
+        delivery::counts(fi.store()).unwrap().outbox == 0
+    })
+    .await?;
+    assert_eq!(
+        sent_statuses(fi, case),
+        vec![first.status.clone(), MessageStatus::Accepted]
+    );
+    assert_eq!(status(pt, case).as_deref(), Some("sent"));
+    // Only a rejected message is sent again.
+    assert!(matches!(
+        fi.resend(again).await,
+        Err(delivery::ResendError::NotRejected(_))
+    ));
+    Ok(())
+}
+
+/// Regression: the store ran every write of a group commit in one shared
+/// transaction, so a send whose write failed after it had written the case
+/// committed the case without its envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_fails_after_writing_stores_nothing_of_it() -> anyhow::Result<()> {
+    use imi_node::node::SendCaseError;
+    const MARK: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("test-mark-1");
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt).address().clone();
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let author = imi_protocol::Author {
+        authority: finn.authority,
+        user: Some(finn.user),
+    };
+    let case = CaseId::new();
+    let before = delivery::counts(fi.store())?;
+    let failed = fi
+        .send(
+            vec![pt.clone()],
+            case,
+            imi_protocol::MessageKind::Request,
+            author.clone(),
+            "a step".to_owned(),
+            |tx| {
+                let store = |e: &dyn std::fmt::Display| SendCaseError::Store(e.to_string());
+                tx.open_table(MARK)
+                    .map_err(|e| store(&e))?
+                    .insert(1, 1)
+                    .map_err(|e| store(&e))?;
+                // A failure injected after the case's part was written.
+                Err(SendCaseError::Refused("injected failure".into()))
+            },
+        )
+        .await;
+    assert_eq!(
+        failed,
+        Err(SendCaseError::Refused("injected failure".into()))
+    );
+    assert_eq!(
+        delivery::counts(fi.store())?,
+        before,
+        "no envelope was kept"
+    );
+    let read = fi.store().read()?;
+    assert!(
+        match read.open_table(MARK) {
+            Ok(table) => redb::ReadableTable::get(&table, 1)?.is_none(),
+            Err(redb::TableError::TableDoesNotExist(_)) => true,
+            Err(err) => return Err(err.into()),
+        },
+        "the case's part of the failed write was kept"
+    );
+    // Nor was its sequence number used up: the next send of the case is 1.
+    fi.send(
+        vec![pt],
+        case,
+        imi_protocol::MessageKind::Request,
+        author,
+        "a step".to_owned(),
+        |_| Ok(()),
+    )
+    .await?;
+    let sent = delivery::case_messages(fi.store(), case)?;
+    assert_eq!(sent.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![1]);
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! Bad envelopes from an admitted peer: each is refused with a named reason
-//! in a signed receipt, and nothing the receiver stores changes.
+//! in a signed receipt; no case changes. A refused envelope the peer sent in
+//! its own name to this node is kept with its rejection (both sides keep
+//! it) and uses up its sequence number, so the case's later messages go on.
 
 mod common;
 
@@ -59,6 +61,18 @@ impl Bench {
     /// sequencer) would seal it for Portugal: the first entry of the log,
     /// with the case as it was written.
     fn step(&self, case: CaseId, actor: &Actor, action: RequestAction) -> CaseMessage {
+        self.entry(case, actor, action, 1)
+    }
+
+    /// A later Finnish step: entry `position` of the case's log (the first
+    /// one carries the case as it was written).
+    fn entry(
+        &self,
+        case: CaseId,
+        actor: &Actor,
+        action: RequestAction,
+        position: u64,
+    ) -> CaseMessage {
         let draft = Request::draft(
             case,
             &self.finn,
@@ -69,13 +83,15 @@ impl Bench {
         .unwrap();
         let fi = self.net.node(Country::Fi).address().clone();
         CaseMessage::Log {
-            opening: Some(Box::new(Opening {
-                sequencer: fi.clone(),
-                initial: CaseState::Request(draft),
-                entries: vec![],
-            })),
+            opening: (position == 1).then(|| {
+                Box::new(Opening {
+                    sequencer: fi.clone(),
+                    initial: CaseState::Request(draft),
+                    entries: vec![],
+                })
+            }),
             entries: vec![Entry {
-                position: 1,
+                position,
                 node: fi,
                 step: Step {
                     id: StepId::new(),
@@ -146,6 +162,33 @@ impl Bench {
         }
     }
 
+    /// Checks that PT changed no case but kept envelope `id` as rejected
+    /// with `code`, next to its receipt.
+    fn assert_rejection_kept(
+        &self,
+        before: (u64, delivery::DeliveryCounts),
+        id: MessageId,
+        code: &str,
+    ) {
+        let after = self.pt_snapshot();
+        assert_eq!(after.0, before.0, "no case was created or changed");
+        assert_eq!(
+            after.1.messages,
+            before.1.messages + 1,
+            "the rejection is kept"
+        );
+        assert_eq!(after.1.inbox, before.1.inbox + 1, "its receipt is kept");
+        let kept = delivery::message(self.net.node(Country::Pt).store(), id)
+            .unwrap()
+            .expect("the rejected envelope is stored");
+        assert_eq!(kept.direction, delivery::Direction::Inbound);
+        assert!(
+            matches!(&kept.status, delivery::MessageStatus::Rejected { code: c, .. } if c == code),
+            "{:?}",
+            kept.status
+        );
+    }
+
     /// What PT stores, to prove a refusal changed nothing.
     fn pt_snapshot(&self) -> (u64, delivery::DeliveryCounts) {
         let pt = self.net.node(Country::Pt);
@@ -174,33 +217,99 @@ fn rejected_code(receipt: &ReceiptBody) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_signature_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+async fn a_forged_signature_is_rejected_and_changes_no_case() -> anyhow::Result<()> {
     let b = bench().await?;
     let before = b.pt_snapshot();
     let case = CaseId::new();
     let forger = SigningKey::from_bytes(&[7; 32]);
     let step = b.step(case, &b.finn, b.send_step());
     let envelope = seal(b.header(case, 1, b.pt_address()), &step, &forger)?;
+    let id = envelope.header().id;
     let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
     assert_eq!(rejected_code(&receipt), "bad-signature");
-    assert_eq!(b.pt_snapshot(), before);
+    b.assert_rejection_kept(before, id, "bad-signature");
     assert!(b.net.node(Country::Pt).case(case)?.is_none());
     Ok(())
 }
 
+/// Regression: a rejection of an envelope that failed verification did not
+/// use up its sequence number, so every later message of the case was
+/// answered "retry later", for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_body_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+async fn a_rejected_message_does_not_block_the_next_ones() -> anyhow::Result<()> {
+    let b = bench().await?;
+    let case = CaseId::new();
+    let forger = SigningKey::from_bytes(&[7; 32]);
+    let step = b.step(case, &b.finn, b.send_step());
+    let forged = seal(b.header(case, 1, b.pt_address()), &step, &forger)?;
+    let receipt = b.receipt(b.deliver(forged.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "bad-signature");
+    // The sender moves on: the same step, sealed properly, as message 2.
+    let genuine = seal(b.header(case, 2, b.pt_address()), &step, &b.fi_key)?;
+    let receipt = b.receipt(b.deliver(genuine.into_bytes()).await?);
+    assert!(receipt.outcome.is_accepted(), "{:?}", receipt.outcome);
+    // A step the case refuses (message 3) does not hold message 4 back either.
+    let close = RequestAction::Close {
+        rating: imi_protocol::Rating {
+            timeliness: 3,
+            effort: 3,
+        },
+    };
+    let refused = seal(
+        b.header(case, 3, b.pt_address()),
+        &b.entry(case, &b.finn, close, 2),
+        &b.fi_key,
+    )?;
+    let receipt = b.receipt(b.deliver(refused.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "forbidden-transition");
+    let withdraw = seal(
+        b.header(case, 4, b.pt_address()),
+        &b.entry(case, &b.finn, RequestAction::Withdraw, 2),
+        &b.fi_key,
+    )?;
+    let receipt = b.receipt(b.deliver(withdraw.into_bytes()).await?);
+    assert!(receipt.outcome.is_accepted(), "{:?}", receipt.outcome);
+    assert_eq!(
+        status(b.net.node(Country::Pt), case).as_deref(),
+        Some("withdrawn")
+    );
+    // Portugal's history of the case: two rejections, two steps taken.
+    let kept = delivery::case_messages(b.net.node(Country::Pt).store(), case)?;
+    let codes: Vec<Option<&str>> = kept
+        .iter()
+        .map(|m| match &m.status {
+            delivery::MessageStatus::Rejected { code, .. } => Some(code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            Some("bad-signature"),
+            None,
+            Some("forbidden-transition"),
+            None
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_body_is_rejected_and_changes_no_case() -> anyhow::Result<()> {
     let b = bench().await?;
     let before = b.pt_snapshot();
     let case = CaseId::new();
     let step = b.step(case, &b.finn, b.send_step());
-    let mut bytes = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?.into_bytes();
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let id = envelope.header().id;
+    let mut bytes = envelope.into_bytes();
     // Flip one bit in the body, just before the signature.
     let at = bytes.len() - 64 - 3;
     bytes[at] ^= 0x01;
     let receipt = b.receipt(b.deliver(bytes).await?);
     assert_eq!(rejected_code(&receipt), "bad-signature");
-    assert_eq!(b.pt_snapshot(), before);
+    b.assert_rejection_kept(before, id, "bad-signature");
+    assert!(b.net.node(Country::Pt).case(case)?.is_none());
     Ok(())
 }
 
@@ -219,7 +328,7 @@ async fn an_envelope_for_another_node_is_rejected_and_changes_nothing() -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forbidden_transition_is_rejected_and_changes_nothing() -> anyhow::Result<()> {
+async fn a_forbidden_transition_is_rejected_and_changes_no_case() -> anyhow::Result<()> {
     let b = bench().await?;
     let before = b.pt_snapshot();
     let case = CaseId::new();
@@ -232,11 +341,10 @@ async fn a_forbidden_transition_is_rejected_and_changes_nothing() -> anyhow::Res
     };
     let step = b.step(case, &b.finn, close);
     let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let id = envelope.header().id;
     let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
     assert_eq!(rejected_code(&receipt), "forbidden-transition");
-    let after = b.pt_snapshot();
-    assert_eq!(after.0, before.0, "no case was created");
-    assert_eq!(after.1.messages, before.1.messages, "no message was stored");
+    b.assert_rejection_kept(before, id, "forbidden-transition");
     assert!(b.net.node(Country::Pt).case(case)?.is_none());
     Ok(())
 }

@@ -290,9 +290,31 @@ where
     }
 }
 
-/// Seals each outgoing case message in its own envelope, inside `tx`, and
-/// puts it in the outbox. Returns what delivery must be told after the
-/// commit, and the ids of the messages.
+fn header(
+    me: &NodeAddress,
+    author: &Author,
+    case: CaseId,
+    kind: MessageKind,
+    to: &NodeAddress,
+    sequence: u64,
+    now: u64,
+) -> Header {
+    Header {
+        version: PROTOCOL_VERSION,
+        id: MessageId::new(),
+        sender: me.clone(),
+        author: author.clone(),
+        recipients: vec![to.clone()],
+        case,
+        sequence,
+        timestamp_ms: now,
+        kind,
+    }
+}
+
+/// Seals each outgoing case message in its own envelope inside `tx`, with
+/// the case's next sequence number towards its recipient, and puts it in
+/// the outbox. Returns what delivery must be told after the commit.
 pub(crate) fn seal_outgoing(
     tx: &WriteTransaction,
     key: &imi_protocol::SigningKey,
@@ -305,20 +327,14 @@ pub(crate) fn seal_outgoing(
     let mut queued = Vec::with_capacity(outgoing.len());
     let now = now_ms();
     for out in outgoing {
-        let sequence = delivery::next_sequence(tx, case, &out.to)?;
-        let header = Header {
-            version: PROTOCOL_VERSION,
-            id: MessageId::new(),
-            sender: me.clone(),
-            author: author.clone(),
-            recipients: vec![out.to.clone()],
-            case,
-            sequence,
-            timestamp_ms: now,
-            kind,
-        };
-        let envelope =
-            seal(header, &out.message, key).map_err(|e| StoreError::corrupt("envelope", e))?;
+        let sequence = delivery::last_sequence_in(tx, case, &out.to)? + 1;
+        let envelope = seal(
+            header(me, author, case, kind, &out.to, sequence, now),
+            &out.message,
+            key,
+        )
+        .map_err(|e| StoreError::corrupt("envelope", e))?;
+        delivery::claim_sequence(tx, case, &out.to, sequence)?;
         queued.push(delivery::enqueue(tx, &out.to, &envelope)?);
     }
     Ok(queued)
@@ -395,8 +411,11 @@ impl Node<CaseApp> {
     }
 
     /// Takes a step on the stored case, or on `new` (a case not stored
-    /// yet), reading, checking and writing in one transaction: a step is
-    /// checked against the case exactly as it is committed.
+    /// yet). The step is checked and its envelopes sealed outside the
+    /// store's writer, under the case's turn to send; the write then checks
+    /// that the case is still as it was read, and commits the case, its
+    /// tasks and its envelopes together. A received message that changed
+    /// the case meanwhile makes it start again with the case as it now is.
     async fn step(
         &self,
         case: CaseId,
@@ -412,54 +431,101 @@ impl Node<CaseApp> {
             action,
             content,
         };
-        let name = step.action.name();
-        let me = self.address().clone();
-        let key = self.signing_key().clone();
         let author = Author {
             authority: actor.authority,
             user: Some(actor.user),
         };
-        let (queued, stored) = self
-            .store()
-            .write(move |tx| {
-                let stored = read_case(tx, case)?;
-                let (before, record) = match (stored, new) {
-                    (Some(_), Some(_)) => return Ok(Err(CaseError::Conflict(case))),
-                    (None, None) => return Ok(Err(CaseError::NotFound(case))),
-                    (Some(record), None) => (Some(record.clone()), record),
-                    (None, Some(record)) => (None, record),
-                };
-                let mut replica = record.replica.clone();
-                let acted = {
-                    let routes = tx.open_table(ROUTES)?;
-                    let resolve = resolver(&routes, Some(&record));
-                    match take_step(&mut replica, step.clone(), &resolve) {
-                        Ok(acted) => acted,
-                        Err(err) => return Ok(Err(err)),
-                    }
-                };
-                if acted.effects.contains(&Effect::Forget) {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let turn = self.delivery().turns().take(case).await;
+            match self.try_step(case, new.clone(), &step, &author).await {
+                Err(CaseError::Conflict(_)) if attempts < 5 && new.is_none() => {
+                    drop(turn);
+                    continue;
+                }
+                Err(err) => return Err(err),
+                Ok((queued, stored)) => {
+                    drop(turn);
+                    info!(%case, action = step.action.name(), "case step taken");
+                    self.delivery().enqueued(queued).await;
+                    return Ok(stored);
+                }
+            }
+        }
+    }
+
+    async fn try_step(
+        &self,
+        case: CaseId,
+        new: Option<CaseRecord>,
+        step: &Step,
+        author: &Author,
+    ) -> Result<(Vec<Queued>, CaseRecord), CaseError> {
+        let stored = self.case(case)?;
+        let (before, record) = match (stored, new) {
+            (Some(_), Some(_)) => return Err(CaseError::Conflict(case)),
+            (None, None) => return Err(CaseError::NotFound(case)),
+            (Some(record), None) => (Some(record.clone()), record),
+            (None, Some(record)) => (None, record),
+        };
+        let mut replica = record.replica.clone();
+        let acted = {
+            let read = self.store().read()?;
+            let routes = read.open_table(ROUTES)?;
+            take_step(
+                &mut replica,
+                step.clone(),
+                &resolver(&routes, Some(&record)),
+            )?
+        };
+        let forget = acted.effects.contains(&Effect::Forget);
+        let kind = acted.view.kind();
+        let now = now_ms();
+        let me = self.address().clone();
+        let mut envelopes = Vec::with_capacity(acted.outgoing.len());
+        for out in &acted.outgoing {
+            let sequence = delivery::last_sequence(self.store(), case, &out.to)? + 1;
+            let envelope = seal(
+                header(&me, author, case, kind, &out.to, sequence, now),
+                &out.message,
+                self.signing_key(),
+            )
+            .map_err(|e| CaseError::Store(format!("the message could not be sealed: {e}")))?;
+            envelopes.push((out.to.clone(), envelope));
+        }
+        let mut new_record = record;
+        new_record.replica = replica;
+        if !envelopes.is_empty() {
+            new_record.carried.insert(
+                step.id,
+                envelopes.iter().map(|(_, e)| e.header().id).collect(),
+            );
+        }
+        self.store()
+            .try_write(move |tx| {
+                if read_case(tx, case)? != before {
+                    return Err(CaseError::Conflict(case));
+                }
+                if forget {
                     if let Some(before) = &before {
                         delete_case(tx, before)?;
                     }
-                    return Ok(Ok((vec![], record)));
+                    return Ok((vec![], new_record));
                 }
-                let mut new_record = record;
-                new_record.replica = replica;
-                let kind = acted.view.kind();
-                let queued = seal_outgoing(tx, &key, &me, case, kind, &author, &acted.outgoing)?;
-                if !queued.is_empty() {
-                    new_record
-                        .carried
-                        .insert(step.id, queued.iter().map(|q| q.id).collect());
+                let mut queued = Vec::with_capacity(envelopes.len());
+                for (to, envelope) in &envelopes {
+                    // The fan-out may have taken the number meanwhile.
+                    if delivery::last_sequence_in(tx, case, to)? + 1 != envelope.header().sequence {
+                        return Err(CaseError::Conflict(case));
+                    }
+                    delivery::claim_sequence(tx, case, to, envelope.header().sequence)?;
+                    queued.push(delivery::enqueue(tx, to, envelope)?);
                 }
                 write_case(tx, before.as_ref(), &new_record)?;
-                Ok(Ok((queued, new_record)))
+                Ok((queued, new_record))
             })
-            .await??;
-        info!(%case, action = name, "case step taken");
-        self.delivery().enqueued(queued).await;
-        Ok(stored)
+            .await
     }
 }
 

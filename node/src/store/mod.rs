@@ -2,8 +2,13 @@
 //!
 //! Reads open their own MVCC read transaction from any thread. Writes go
 //! through [`Store::write`]: a single writer thread takes every write that is
-//! waiting, runs them all in **one** write transaction and commits once
-//! (group commit), so durability (`fsync` per commit) does not cap throughput.
+//! waiting and makes them durable with **one** `fsync` (group commit), so
+//! durability does not cap throughput. Each write (a "job") runs in a
+//! transaction of its own, committed without waiting for the disk; one
+//! durable commit after the last of them makes the whole group durable.
+//! So every job is all-or-nothing: a job that fails (returns `Err` or
+//! panics) is rolled back whole, whatever it wrote before failing, and the
+//! other jobs of the group still commit.
 //!
 //! A write may also be *lazy* ([`Store::write_lazy`]): it is committed and
 //! visible at once but made durable by the next durable commit, at the
@@ -12,9 +17,9 @@
 //! again by resending the message, and the recipient answers a duplicate
 //! with the very same receipt.
 //!
-//! Contract for write closures: a closure that returns `Err` must not have
-//! written anything (check first, then write). Its error goes back to its own
-//! caller; the other closures of the batch still commit.
+//! A closure's error goes back to its own caller; [`Store::try_write`]
+//! lets it be a caller's own error type (a refusal), which rolls the job
+//! back just the same.
 //!
 //! The tables and their encodings are listed in `docs/STORE.md`; every table
 //! name carries a version suffix (`"cases-1"`), bumped when its encoding
@@ -32,6 +37,8 @@ use redb::{
     WriteTransaction,
 };
 use tokio::sync::oneshot;
+
+pub mod wal;
 
 /// Largest number of writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -111,23 +118,33 @@ from_redb!(
 );
 
 type AnyBox = Box<dyn Any + Send>;
-type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<AnyBox, StoreError> + Send>;
+type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<AnyBox, JobError> + Send>;
+
+/// Why a job was rolled back.
+enum JobError {
+    /// The store failed.
+    Store(StoreError),
+    /// The closure refused, with the caller's own error (see [`Store::try_write`]).
+    Refused(AnyBox),
+}
 
 struct Job {
     write: WriteFn,
     durable: bool,
-    reply: oneshot::Sender<Result<AnyBox, StoreError>>,
+    reply: oneshot::Sender<Result<AnyBox, JobError>>,
 }
 
 /// Statistics of the group commit, for metrics and benchmarks.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CommitStats {
-    /// Transactions committed.
+    /// Group commits: groups of writes made durable together (or, lazy,
+    /// committed together without waiting for the disk).
     pub commits: u64,
-    /// Writes committed (summed over all transactions).
+    /// Writes committed (summed over all groups; rolled back ones are not
+    /// counted).
     pub writes: u64,
-    /// Of the transactions, those committed without waiting for the disk
-    /// (lazy writes only); the next durable commit makes them durable.
+    /// Of the groups, those of lazy writes only, committed without waiting
+    /// for the disk; the next durable commit makes them durable.
     pub lazy_commits: u64,
 }
 
@@ -150,7 +167,7 @@ impl Store {
     /// Opens the store at `path`, creating it when missing, and starts the
     /// writer thread. `init` creates the tables the callers use.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = crate::wal::open(path, true).map_err(|reason| StoreError::Open {
+        let db = wal::open(path, true).map_err(|reason| StoreError::Open {
             path: path.to_owned(),
             reason: Box::new(reason),
         })?;
@@ -182,12 +199,24 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
-    /// Runs `write` in the next group-committed transaction and returns its
-    /// result once the transaction is durable.
+    /// Runs `write` in the next group commit and returns its result once it
+    /// is durable. If `write` fails, nothing it wrote is kept.
     pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.try_write(write).await
+    }
+
+    /// Like [`Store::write`], for a closure with an error type of its own
+    /// (a refusal of the caller's domain): an `Err` rolls back everything
+    /// the closure wrote and comes back as it was returned.
+    pub async fn try_write<T, E, F>(&self, write: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.submit(write, true).await
     }
@@ -204,17 +233,45 @@ impl Store {
         self.submit(write, false).await
     }
 
-    async fn submit<T, F>(&self, write: F, durable: bool) -> Result<T, StoreError>
+    fn job<T, E, F>(write: F, durable: bool) -> (Job, oneshot::Receiver<Result<AnyBox, JobError>>)
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Job {
-            write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
+            write: Box::new(move |tx| match write(tx) {
+                Ok(value) => Ok(Box::new(value) as AnyBox),
+                Err(err) => Err(JobError::Refused(Box::new(err))),
+            }),
             durable,
             reply,
         };
+        (job, rx)
+    }
+
+    fn outcome<T: 'static, E: From<StoreError> + 'static>(
+        result: Result<AnyBox, JobError>,
+    ) -> Result<T, E> {
+        match result {
+            Ok(value) => Ok(*value
+                .downcast::<T>()
+                .expect("the writer returns the closure's own type")),
+            Err(JobError::Store(err)) => Err(err.into()),
+            Err(JobError::Refused(err)) => Err(*err
+                .downcast::<E>()
+                .expect("the writer returns the closure's own error type")),
+        }
+    }
+
+    async fn submit<T, E, F>(&self, write: F, durable: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let (job, rx) = Self::job(write, durable);
         let jobs = self.jobs.clone();
         // The queue is bounded: wait for room off the async runtime.
         match jobs.try_send(job) {
@@ -225,12 +282,9 @@ impl Store {
                     .map_err(|_| StoreError::Closed)?
                     .map_err(|_| StoreError::Closed)?;
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed.into()),
         }
-        let value = rx.await.map_err(|_| StoreError::Closed)??;
-        Ok(*value
-            .downcast::<T>()
-            .expect("the writer returns the closure's own type"))
+        Self::outcome(rx.await.map_err(|_| StoreError::Closed)?)
     }
 
     /// Like [`Store::write`], for callers outside the async runtime (the CLI).
@@ -239,17 +293,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            write: Box::new(move |tx| write(tx).map(|value| Box::new(value) as AnyBox)),
-            durable: true,
-            reply,
-        };
+        let (job, rx) = Self::job(write, true);
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        let value = rx.blocking_recv().map_err(|_| StoreError::Closed)??;
-        Ok(*value
-            .downcast::<T>()
-            .expect("the writer returns the closure's own type"))
+        Self::outcome(rx.blocking_recv().map_err(|_| StoreError::Closed)?)
     }
 
     /// Group-commit statistics so far.
@@ -294,12 +340,12 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
             Some(due) => match jobs.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    make_durable(db);
+                    let _ = make_durable(db);
                     lazy_due = None;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    make_durable(db);
+                    let _ = make_durable(db);
                     return;
                 }
             },
@@ -314,53 +360,36 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         let started = Instant::now();
         let count = batch.len();
         let durable = batch.iter().any(|job| job.durable);
-        let mut tx = match db.begin_write() {
-            Ok(tx) => tx,
-            Err(err) => {
-                let message = err.to_string();
-                for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::corrupt("transaction", &message)));
-                }
-                continue;
-            }
-        };
-        if !durable && tx.set_durability(Durability::None).is_err() {
-            // Not allowed here: commit durably instead.
-            tracing::debug!("store: lazy commit refused, committing durably");
-        }
         let mut results = Vec::with_capacity(count);
+        let mut committed = 0u64;
         for job in batch.drain(..) {
-            let result = (job.write)(&tx);
-            results.push((job.reply, result));
+            let result = run_job(db, job.write);
+            committed += u64::from(result.is_ok());
+            results.push((job.durable, job.reply, result));
         }
-        match tx.commit() {
-            Ok(()) => {
-                {
-                    let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
-                    stats.commits += 1;
-                    stats.writes += count as u64;
-                    if !durable {
-                        stats.lazy_commits += 1;
-                    }
-                }
-                if durable {
-                    lazy_due = None;
-                } else {
-                    lazy_due.get_or_insert(started + LAZY_DURABLE_WITHIN);
-                }
-                for (reply, result) in results {
-                    let _ = reply.send(result);
-                }
+        // One durable commit makes every job of the group durable.
+        let synced = if durable { make_durable(db) } else { Ok(()) };
+        {
+            let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.commits += 1;
+            stats.writes += committed;
+            if !durable {
+                stats.lazy_commits += 1;
             }
-            Err(err) => {
-                tracing::error!(error = %err, writes = count, "store commit failed");
-                let message = err.to_string();
-                for (reply, _) in results {
-                    let _ = reply.send(Err(StoreError::corrupt("commit", &message)));
+        }
+        if durable {
+            lazy_due = None;
+        } else if committed > 0 {
+            lazy_due.get_or_insert(started + LAZY_DURABLE_WITHIN);
+        }
+        for (job_durable, reply, result) in results {
+            let result = match (&synced, result) {
+                (Err(message), Ok(_)) if job_durable => {
+                    Err(JobError::Store(StoreError::corrupt("commit", message)))
                 }
-            }
+                (_, result) => result,
+            };
+            let _ = reply.send(result);
         }
         tracing::trace!(
             writes = count,
@@ -371,15 +400,55 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
     }
 }
 
-/// An empty durable commit: makes the lazy commits before it durable.
-fn make_durable(db: &Database) {
+/// Runs one job in a transaction of its own, committed without waiting for
+/// the disk; a job that fails or panics is rolled back whole.
+fn run_job(db: &Database, write: WriteFn) -> Result<AnyBox, JobError> {
+    let mut tx = db
+        .begin_write()
+        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
+    tx.set_durability(Durability::None)
+        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&tx)));
+    match result {
+        Ok(Ok(value)) => match tx.commit() {
+            Ok(()) => Ok(value),
+            Err(err) => {
+                tracing::error!(error = %err, "store commit failed");
+                Err(JobError::Store(StoreError::corrupt("commit", err)))
+            }
+        },
+        Ok(Err(err)) => {
+            if let Err(abort) = tx.abort() {
+                tracing::error!(error = %abort, "store: rolling back a failed write failed");
+            }
+            Err(err)
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(panic = %what, "store: a write panicked and was rolled back");
+            drop(tx);
+            Err(JobError::Store(StoreError::corrupt(
+                "write",
+                format!("the write panicked: {what}"),
+            )))
+        }
+    }
+}
+
+/// An empty durable commit: makes the commits before it durable.
+fn make_durable(db: &Database) -> Result<(), String> {
     let committed = match db.begin_write() {
         Ok(tx) => tx.commit().map_err(|e| e.to_string()),
         Err(err) => Err(err.to_string()),
     };
-    if let Err(error) = committed {
-        tracing::error!(%error, "store: making lazy writes durable failed");
+    if let Err(error) = &committed {
+        tracing::error!(%error, "store: making writes durable failed");
     }
+    committed
 }
 
 #[cfg(test)]
@@ -392,6 +461,100 @@ mod tests {
         let read = store.read().unwrap();
         let table = read.open_table(T).ok()?;
         table.get(key).unwrap().map(|v| v.value())
+    }
+
+    const U: TableDefinition<'_, u64, u64> = TableDefinition::new("test-other-1");
+
+    #[derive(Debug, PartialEq)]
+    enum Refusal {
+        NotNow,
+        Store,
+    }
+
+    impl From<StoreError> for Refusal {
+        fn from(_: StoreError) -> Self {
+            Refusal::Store
+        }
+    }
+
+    fn get_other(store: &Store, key: u64) -> Option<u64> {
+        let read = store.read().unwrap();
+        let table = read.open_table(U).ok()?;
+        table.get(key).unwrap().map(|v| v.value())
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_midway_leaves_nothing_and_its_group_still_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let store = Store::open(&path).unwrap();
+        // The first job holds the writer until every other job is queued,
+        // so they are all committed as one group.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (holding, failing, refused, panicking, fine, ()) = tokio::join!(
+            store.write(move |_| {
+                let _ = hold.recv();
+                Ok(())
+            }),
+            // A failure injected after two tables were written.
+            store.write(|tx| {
+                tx.open_table(T)?.insert(1, 10)?;
+                tx.open_table(U)?.insert(1, 10)?;
+                Err::<(), _>(StoreError::corrupt("test record", "injected failure"))
+            }),
+            store.try_write(|tx| {
+                let mut table = tx.open_table(T).map_err(StoreError::from)?;
+                table.insert(2, 20).map_err(StoreError::from)?;
+                Err::<(), _>(Refusal::NotNow)
+            }),
+            store.write(|tx| {
+                tx.open_table(T)?.insert(3, 30)?;
+                panic!("injected panic in the middle of a write");
+                #[allow(unreachable_code)]
+                Ok(())
+            }),
+            store.write(|tx| {
+                tx.open_table(T)?.insert(4, 40)?;
+                tx.open_table(U)?.insert(4, 40)?;
+                Ok(())
+            }),
+            async {
+                release.send(()).unwrap();
+            },
+        );
+        holding.unwrap();
+        assert!(matches!(failing, Err(StoreError::Corrupt { .. })));
+        assert_eq!(refused, Err(Refusal::NotNow));
+        assert!(panicking.unwrap_err().to_string().contains("panicked"));
+        fine.unwrap();
+        for key in 1..=3 {
+            assert_eq!(get(&store, key), None, "a failed write left key {key}");
+            assert_eq!(get_other(&store, key), None);
+        }
+        assert_eq!((get(&store, 4), get_other(&store, 4)), (Some(40), Some(40)));
+        let stats = store.commit_stats();
+        assert_eq!(stats.writes, 2, "only the writes that succeeded count");
+        // And the same after reopening: nothing of the failed writes is durable.
+        drop(store);
+        let store = reopen(&path).await;
+        assert_eq!(
+            (get(&store, 1), get_other(&store, 1), get(&store, 4)),
+            (None, None, Some(40))
+        );
+    }
+
+    /// Opens the store again once the previous handle's writer let it go.
+    async fn reopen(path: &Path) -> Store {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Store::open(path) {
+                Ok(store) => return store,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
     }
 
     #[tokio::test]
@@ -415,7 +578,7 @@ mod tests {
         // A power loss now: the database file loses every unsynced write,
         // the write-ahead log keeps what was synced.
         let crashed = dir.path().join("crashed.redb");
-        crate::wal::tests::crash_copy(&path, &on_disk, &crashed);
+        wal::tests::crash_copy(&path, &on_disk, &crashed);
         let reopened = Store::open(&crashed).unwrap();
         assert_eq!(get(&reopened, 1), Some(10));
     }

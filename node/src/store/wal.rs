@@ -22,7 +22,11 @@
 //! After a power loss the database file may lack any write that was not
 //! synced, exactly as a file without the log would; the replay restores
 //! every write of every batch whose `fdatasync` returned, and a torn last
-//! batch (bad checksum) is ignored, as its commit never returned.
+//! batch (bad checksum) is ignored, as its commit never returned. Both logs
+//! are checked whole before anything is replayed: a damaged batch that a
+//! whole batch follows is damage in the middle of the log, and the open is
+//! refused (nothing is written), as neither replaying past it nor stopping
+//! at it would keep every commit that returned.
 //!
 //! Log file layout: a 4 KiB header page (`IMIWAL01`, the epoch, a CRC-32),
 //! then batches aligned to 4 KiB, each a 24-byte header (batch magic,
@@ -185,32 +189,109 @@ fn batch_header(file: &File, pos: u64, epoch: u64, end: u64) -> io::Result<Optio
     }
     let mut header = [0u8; BATCH_HEADER_LEN];
     file.read_exact_at(&mut header, pos)?;
+    Ok(parse_batch_header(&header, pos, epoch, end))
+}
+
+fn parse_batch_header(header: &[u8], pos: u64, epoch: u64, end: u64) -> Option<(u64, u32)> {
     let magic = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
     let batch_epoch = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
     let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as u64;
     let crc = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
     if magic != BATCH_MAGIC || batch_epoch != epoch || pos + BATCH_HEADER_LEN as u64 + len > end {
-        return Ok(None);
+        return None;
     }
-    Ok(Some((len, crc)))
+    Some((len, crc))
 }
 
-/// Applies every valid batch of the log `file` (of `epoch`) to `main`.
-fn replay(file: &File, epoch: u64, main: &File) -> io::Result<Replayed> {
+/// The payload of the batch at `pos` if its checksum holds.
+fn read_batch(
+    file: &File,
+    pos: u64,
+    epoch: u64,
+    len: u64,
+    crc: u32,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut payload = vec![0u8; len as usize];
+    file.read_exact_at(&mut payload, pos + BATCH_HEADER_LEN as u64)?;
+    Ok((batch_crc(epoch, &payload) == crc).then_some(payload))
+}
+
+/// The valid batches of one log file, checked before anything is replayed.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Offset and payload length of each batch, in order.
+    batches: Vec<(u64, u64)>,
+    /// Whether the batches end on a batch whose checksum fails (torn).
+    torn: bool,
+}
+
+/// Finds the batches of the log `file` (of `epoch`). The batches of one
+/// epoch are appended one after the other and each is synced before the
+/// next is written, so only the **last** one can be torn by a crash. A
+/// damaged batch followed by a valid batch of the same epoch is damage in
+/// the middle of the log: refused, as replaying past it or stopping at it
+/// would both lose or corrupt commits that returned.
+fn scan(file: &File, path: &Path, epoch: u64) -> io::Result<Scan> {
     let end = file.metadata()?.len();
     let mut pos = HEADER_LEN;
-    let mut done = Replayed::default();
+    let mut found = Scan::default();
     while let Some((len, crc)) = batch_header(file, pos, epoch, end)? {
-        let mut payload = vec![0u8; len as usize];
-        file.read_exact_at(&mut payload, pos + BATCH_HEADER_LEN as u64)?;
-        if batch_crc(epoch, &payload) != crc {
-            // A batch torn by a crash: its commit never returned.
+        if read_batch(file, pos, epoch, len, crc)?.is_none() {
+            found.torn = true;
             break;
         }
+        found.batches.push((pos, len));
+        pos += align(BATCH_HEADER_LEN as u64 + len);
+    }
+    // Whatever stopped the batches (a torn batch, a damaged header, the
+    // zeros ahead of the append position, batches of an older use of the
+    // file), no valid batch of this epoch may come after it.
+    if let Some(later) = next_valid_batch(file, pos + PAGE, epoch, end)? {
+        return Err(corrupt(
+            path,
+            format!(
+                "the batch at offset {pos} is damaged but a later one at offset {later} is whole, so commits in between would be lost"
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+/// The offset of the first valid batch of `epoch` at or after `from` (page
+/// aligned), reading the file in large chunks.
+fn next_valid_batch(file: &File, from: u64, epoch: u64, end: u64) -> io::Result<Option<u64>> {
+    const CHUNK: u64 = 1 << 20;
+    let mut start = align(from);
+    let mut buf = vec![0u8; CHUNK as usize];
+    while start < end {
+        let n = CHUNK.min(end - start) as usize;
+        file.read_exact_at(&mut buf[..n], start)?;
+        for page in (0..n).step_by(PAGE as usize) {
+            if page + BATCH_HEADER_LEN > n {
+                break;
+            }
+            let pos = start + page as u64;
+            if let Some((len, crc)) =
+                parse_batch_header(&buf[page..page + BATCH_HEADER_LEN], pos, epoch, end)
+                && read_batch(file, pos, epoch, len, crc)?.is_some()
+            {
+                return Ok(Some(pos));
+            }
+        }
+        start += n as u64;
+    }
+    Ok(None)
+}
+
+/// Applies the batches `scan` found in the log `file` to `main`.
+fn replay(file: &File, scan: &Scan, main: &File) -> io::Result<Replayed> {
+    let mut done = Replayed::default();
+    for &(pos, len) in &scan.batches {
+        let mut payload = vec![0u8; len as usize];
+        file.read_exact_at(&mut payload, pos + BATCH_HEADER_LEN as u64)?;
         apply_ops(&payload, main)?;
         done.batches += 1;
         done.bytes += len;
-        pos += align(BATCH_HEADER_LEN as u64 + len);
     }
     Ok(done)
 }
@@ -315,9 +396,26 @@ impl WalBackend {
             .filter(|(e, _)| *e + 1 >= newest)
             .collect();
         order.sort();
+        // Check both logs whole before writing anything.
+        let mut scans: Vec<(u64, usize, Scan)> = Vec::with_capacity(order.len());
+        for &(epoch, i) in &order {
+            let found = scan(&files[i], &paths[i], epoch)?;
+            if let Some((_, _, earlier)) = scans.last()
+                && earlier.torn
+                && !found.batches.is_empty()
+            {
+                // A log only takes over after the previous one's last batch
+                // was synced whole: that batch cannot have been torn.
+                return Err(corrupt(
+                    &paths[order[scans.len() - 1].1],
+                    "its last batch is damaged although the next log holds later commits",
+                ));
+            }
+            scans.push((epoch, i, found));
+        }
         let mut total = Replayed::default();
-        for (epoch, i) in order {
-            let done = replay(&files[i], epoch, &main)?;
+        for (_, i, found) in &scans {
+            let done = replay(&files[*i], found, &main)?;
             total.batches += done.batches;
             total.bytes += done.bytes;
         }
@@ -626,6 +724,62 @@ pub(crate) mod tests {
             .unwrap();
         let db = open(&crashed, false).unwrap();
         assert_eq!(keys(&db), (0..19).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_damaged_batch_in_the_middle_of_the_log_refuses_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let db = open(&path, true).unwrap();
+        let synced = std::fs::read(&path).unwrap();
+        for key in 0..20 {
+            put(&db, key);
+        }
+        let crashed = dir.path().join("crashed.redb");
+        crash_copy(&path, &synced, &crashed);
+        drop(db);
+        // Damage a batch in the middle: later commits returned, so stopping
+        // the replay there would silently lose them.
+        let log = &log_paths(&crashed)[0];
+        let offsets = batch_offsets(log);
+        let middle = offsets[offsets.len() / 2];
+        let file = OpenOptions::new().write(true).open(log).unwrap();
+        file.write_all_at(&[0xAB], middle + BATCH_HEADER_LEN as u64 + 100)
+            .unwrap();
+        let before = std::fs::read(&crashed).unwrap();
+        let err = open(&crashed, false).unwrap_err().to_string();
+        assert!(err.contains("damaged"), "{err}");
+        assert!(err.contains("restore the store from a backup"), "{err}");
+        assert_eq!(std::fs::read(&crashed).unwrap(), before, "nothing replayed");
+    }
+
+    #[test]
+    fn a_damaged_last_batch_of_the_older_log_refuses_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let db = open_with_capacity(&path, true, 160 << 10).unwrap();
+        let synced = std::fs::read(&path).unwrap();
+        let logs = log_paths(&path);
+        let epoch = |i: usize| read_header(&File::open(&logs[i]).unwrap(), &logs[i]).unwrap();
+        let mut key = 0;
+        while epoch(1) < epoch(0) {
+            put(&db, key);
+            key += 1;
+        }
+        put(&db, key);
+        let crashed = dir.path().join("crashed.redb");
+        crash_copy(&path, &synced, &crashed);
+        drop(db);
+        let older = &log_paths(&crashed)[0];
+        let last = *batch_offsets(older).last().unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(older)
+            .unwrap()
+            .write_all_at(&[0xAB], last + BATCH_HEADER_LEN as u64 + 100)
+            .unwrap();
+        let err = open(&crashed, false).unwrap_err().to_string();
+        assert!(err.contains("damaged"), "{err}");
     }
 
     #[test]
