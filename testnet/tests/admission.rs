@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -11,9 +12,9 @@ use imi_certs::{CertificateRequest, Validity};
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::config::Config;
 use imi_node::delivery;
-use imi_node::node::Node;
+use imi_node::node::{Node, NodeSetup};
 use imi_protocol::{CaseAction, CaseId, Content, Country, Request, RequestAction, Role, Timestamp};
-use imi_testnet::{Pki, Testnet, free_port, start_node, wait_until};
+use imi_testnet::{Pki, Testnet, free_port, wait_until};
 
 /// Starts a second Finnish node whose directory `tamper` spoils, dialling `net`'s
 /// Finnish node.
@@ -33,7 +34,12 @@ async fn intruder(
         fi_config.listen.clone(),
     )?;
     tamper(dir);
-    start_node(&dir.join("imi-node.toml")).await
+    // A hostile node: it skips the start-up check an honest node makes on
+    // its own credentials, and tries its luck with the federation.
+    let config = Config::load(&dir.join("imi-node.toml"))?;
+    let setup = NodeSetup::load(&config)?;
+    let app = Arc::new(CaseApp::new(setup.address.clone()));
+    Ok(Node::start(setup, app).await?)
 }
 
 /// The intruder is refused for `reason` and what it sends is never delivered.
@@ -197,7 +203,7 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
         )?
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                imi_node::net::BytesCodec,
+                imi_node::net::BytesCodec::default(),
                 [(imi_node::net::DELIVER, ProtocolSupport::Full)],
                 request_response::Config::default(),
             )
@@ -223,7 +229,16 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
             SwarmEvent::Behaviour(request_response::Event::Message { .. }) => {
                 panic!("the uncertified peer got an answer");
             }
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                // Refused while negotiating the stream: not a byte of the
+                // request was read.
+                assert!(
+                    matches!(
+                        error,
+                        request_response::OutboundFailure::UnsupportedProtocols
+                    ),
+                    "{error}"
+                );
                 refused = true;
             }
             SwarmEvent::ConnectionClosed { .. } => closed = true,
@@ -239,7 +254,7 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
     assert!(
         refusals
             .iter()
-            .any(|r| r.reason.contains("before admission")),
+            .any(|r| r.reason.contains("no valid credentials in time")),
         "{refusals:?}"
     );
     Ok(())
