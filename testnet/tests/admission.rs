@@ -310,3 +310,135 @@ async fn a_revoked_node_is_cut_off_by_every_node_that_sees_the_revocation() -> a
     );
     Ok(())
 }
+
+/// Rewrites the node certificate in `dir` with `validity`, for the key there.
+fn reissue(pki: &Pki, dir: &Path, name: &str, validity: Validity) {
+    let key_pem = std::fs::read_to_string(dir.join("node-key.pem")).unwrap();
+    let key = imi_certs::NodeKey::from_pkcs8_pem(&key_pem).unwrap();
+    let request = CertificateRequest::new(&key, Country::Fi, &name.parse().unwrap()).unwrap();
+    pki.nationals[&Country::Fi]
+        .issue_node(&request, validity)
+        .unwrap()
+        .write_pem_file(&dir.join("certs/node.pem"))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_certificate_drops_its_link() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    // A node whose certificate is valid for a few seconds more: it starts
+    // (it is valid now) and is admitted.
+    let now = SystemTime::now();
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        reissue(
+            &pki,
+            dir,
+            "fi-9",
+            Validity::new(now - Duration::from_secs(60), now + Duration::from_secs(4)),
+        );
+    })
+    .await?;
+    let short_lived = node.net().local_peer();
+    wait_until("the node to be admitted", WAIT, || async {
+        fi.net().peers().await.iter().any(|p| p.peer == short_lived)
+    })
+    .await?;
+    wait_until("the link to drop at expiry", WAIT, || async {
+        !fi.net().peers().await.iter().any(|p| p.peer == short_lived)
+    })
+    .await?;
+    assert!(
+        SystemTime::now() + Duration::from_secs(1) >= now + Duration::from_secs(4),
+        "the link dropped before the certificate expired"
+    );
+    let refusals = fi.net().refusals().await;
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.peer == short_lived && r.reason.contains("expired")),
+        "{refusals:?}"
+    );
+    // It stays out.
+    assert!(node.net().peers().await.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_is_not_used_until_both_sides_admitted_each_other() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    let other = Pki::generate(&[Country::Fi])?;
+    // A node with a valid certificate of this federation, which pins
+    // another root: FI accepts it, it refuses FI.
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        other
+            .root
+            .certificate()
+            .write_pem_file(&dir.join("certs/root.pem"))
+            .unwrap();
+    })
+    .await?;
+    let fi_peer = fi.net().local_peer();
+    wait_until("the node to refuse FI", WAIT, || async {
+        node.net()
+            .refusals()
+            .await
+            .iter()
+            .any(|r| r.peer == fi_peer)
+    })
+    .await?;
+    // FI never counts the one-sided link as up, so nothing uses it.
+    for _ in 0..50 {
+        assert!(
+            fi.net().peers().await.is_empty(),
+            "FI used a link its peer refused"
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_node_is_admitted_as_soon_as_it_has_a_valid_certificate() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        reissue(&pki, dir, "fi-9", Validity::new(now - 10 * day, now - day));
+    })
+    .await?;
+    let peer = node.net().local_peer();
+    wait_until("FI to refuse the expired certificate", WAIT, || async {
+        fi.net().refusals().await.iter().any(|r| r.peer == peer)
+    })
+    .await?;
+    node.shutdown().await;
+    // The national CA issues a new certificate; the node comes back with
+    // it well within the refusal's 30 s and is admitted at once.
+    reissue(&pki, dir.path(), "fi-9", Validity::days_from_now(10));
+    let came_back = std::time::Instant::now();
+    let node = imi_testnet::start_node(&config_path(dir.path())).await?;
+    wait_until("the renewed node to be admitted", WAIT, || async {
+        fi.net().peers().await.iter().any(|p| p.peer == peer)
+    })
+    .await?;
+    assert!(
+        came_back.elapsed() < Duration::from_secs(15),
+        "re-admission waited out the refusal: {:?}",
+        came_back.elapsed()
+    );
+    assert_eq!(node.net().peers().await.len(), 1);
+    Ok(())
+}
+
+fn config_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("imi-node.toml")
+}

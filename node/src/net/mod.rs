@@ -34,6 +34,8 @@ mod codec;
 pub mod gate;
 pub mod peers;
 mod swarm;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -131,6 +133,9 @@ pub struct NetConfig {
     /// The process's memory, in bytes, above which new connections are
     /// refused (`None`: 90 % of the machine's memory).
     pub max_memory_bytes: Option<usize>,
+    /// Room in the channel of [`NetEvent`]s. When it is full, requests are
+    /// refused (their senders retry) and arrivals and departures wait.
+    pub event_queue: usize,
 }
 
 impl Default for NetConfig {
@@ -145,6 +150,7 @@ impl Default for NetConfig {
             max_unadmitted_per_ip: 64,
             max_admission_checks: 16,
             max_memory_bytes: None,
+            event_queue: 4096,
         }
     }
 }

@@ -154,7 +154,7 @@ pub fn start(
     }
     let local_peer = *swarm.local_peer_id();
     let (commands, command_rx) = mpsc::channel(1024);
-    let (events, event_rx) = mpsc::channel(4096);
+    let (events, event_rx) = mpsc::channel(config.event_queue.max(1));
     let now = Instant::now();
     let mut event_loop = EventLoop {
         swarm,
