@@ -165,7 +165,8 @@ enum RouteCommand {
 #[derive(Debug, Subcommand)]
 enum CoordinatorCommand {
     /// Create the national coordinators' authority and its first user; the
-    /// password is read from IMI_PASSWORD or standard input.
+    /// password is read from IMI_PASSWORD, or a prompt without echo (or a
+    /// line of piped standard input).
     Init {
         /// Sign-in name.
         #[arg(long)]
@@ -210,7 +211,8 @@ enum AuthorityCommand {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Add a user to an authority; the password is read from IMI_PASSWORD or standard input.
+    /// Add a user to an authority; the password is read from IMI_PASSWORD, or a
+    /// prompt without echo (or a line of piped standard input).
     Add {
         /// The authority.
         #[arg(long)]
