@@ -64,6 +64,14 @@ pub fn write_public_pem(path: &Path, pem: &str) -> Result<(), FileError> {
     write_atomically(path, pem.as_bytes(), PUBLIC_FILE_MODE)
 }
 
+/// Writes `bytes` to `path` readable by everyone (0644) so that, whatever
+/// happens, the file holds either its old content or the new one: a
+/// temporary file is written and flushed, renamed over `path`, and the
+/// directory flushed. For the state files a CA keeps beside its keys.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomically(path, bytes, PUBLIC_FILE_MODE)
+}
+
 /// Reads a private key file, refusing one that other users can read.
 pub fn read_private_key_pem(path: &Path) -> Result<String, FileError> {
     #[cfg(unix)]
@@ -139,7 +147,13 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileErro
         }
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&temp, path)
+        fs::rename(&temp, path)?;
+        // The rename itself is durable only once the directory is.
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

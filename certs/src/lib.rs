@@ -84,7 +84,7 @@ pub use crl::{
 };
 pub use files::{
     FileError, PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, read_private_key_pem, read_public_pem,
-    write_private_key_pem, write_public_pem,
+    write_file_atomically, write_private_key_pem, write_public_pem,
 };
 pub use key::{KeyError, NodeKey};
 pub use libp2p_identity::PeerId;

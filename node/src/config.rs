@@ -186,6 +186,13 @@ impl Config {
                 config.name
             ));
         }
+        if config.delivery.max_in_flight_per_peer == 0 {
+            return Err(
+                "delivery.max_in_flight_per_peer is 0, so no message would ever be sent: \
+                 use at least 1 (the default is 512)"
+                    .into(),
+            );
+        }
         for addr in config.listen.iter().chain(&config.peers) {
             addr.parse::<libp2p::Multiaddr>()
                 .map_err(|err| format!("address {addr:?} is not a valid multiaddr: {err}"))?;
@@ -257,6 +264,18 @@ mod tests {
         assert!(err.contains("multiaddr"), "{err}");
         let err = Config::parse("country = \"FI\"\nname = \"h\"\ncolour = 1").unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn zero_messages_in_flight_per_peer_is_refused() {
+        let err =
+            Config::parse("country = \"FI\"\nname = \"h\"\n[delivery]\nmax_in_flight_per_peer = 0")
+                .unwrap_err();
+        assert!(err.contains("max_in_flight_per_peer is 0"), "{err}");
+        let ok =
+            Config::parse("country = \"FI\"\nname = \"h\"\n[delivery]\nmax_in_flight_per_peer = 1")
+                .unwrap();
+        assert_eq!(ok.delivery.max_in_flight_per_peer, 1);
     }
 
     #[test]

@@ -6,15 +6,14 @@
 //! render HTML.
 
 pub mod admin;
-pub mod admission;
 pub mod cases;
 pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod index;
 pub mod net;
+pub use net::{admission, peers};
 pub mod node;
-pub mod peers;
 mod publish;
 pub mod status;
 pub mod store;

@@ -165,7 +165,8 @@ enum RouteCommand {
 #[derive(Debug, Subcommand)]
 enum CoordinatorCommand {
     /// Create the national coordinators' authority and its first user; the
-    /// password is read from IMI_PASSWORD or standard input.
+    /// password is read from IMI_PASSWORD, or a prompt without echo (or a
+    /// line of piped standard input).
     Init {
         /// Sign-in name.
         #[arg(long)]
@@ -210,7 +211,8 @@ enum AuthorityCommand {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Add a user to an authority; the password is read from IMI_PASSWORD or standard input.
+    /// Add a user to an authority; the password is read from IMI_PASSWORD, or a
+    /// prompt without echo (or a line of piped standard input).
     Add {
         /// The authority.
         #[arg(long)]
@@ -430,11 +432,17 @@ async fn open_admin(config: &Config) -> Result<Admin> {
     Ok(Admin::open(store, config.country).await?)
 }
 
+/// The password from `IMI_PASSWORD`, or else from standard input: a
+/// prompt without echo on a terminal, one line when piped (for scripts).
 fn read_password() -> Result<Password> {
     if let Ok(password) = std::env::var("IMI_PASSWORD") {
         return Ok(Password::new(password));
     }
-    eprintln!("password:");
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let password =
+            rpassword::prompt_password("password: ").context("cannot read the password")?;
+        return Ok(Password::new(password));
+    }
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(Password::new(line.trim_end_matches(['\r', '\n'])))
@@ -681,9 +689,19 @@ async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
     let mut rescan = tokio::time::interval(Duration::from_secs(2));
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // SIGTERM is what systemd and container runtimes send to stop a service.
+    let mut terminated = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     loop {
         tokio::select! {
-            _ = &mut interrupted => break,
+            _ = &mut interrupted => {
+                info!("interrupted (SIGINT), stopping");
+                break;
+            }
+            _ = terminated.recv() => {
+                info!("asked to stop (SIGTERM), stopping");
+                break;
+            }
             _ = rescan.tick() => {
                 // Lists placed by `certs revoke --install-into` take effect at once.
                 let now = revocation_files(&revocations);
@@ -694,7 +712,6 @@ async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
             }
         }
     }
-    info!("interrupted, stopping");
     node.shutdown().await;
     Ok(())
 }
@@ -892,7 +909,17 @@ fn revoke(
     let mut state: RevokedFile = match std::fs::read_to_string(&state_path) {
         Ok(text) => toml::from_str(&text)
             .with_context(|| format!("{} is not valid", state_path.display()))?,
-        Err(_) => RevokedFile::default(),
+        // Only a CA that never revoked anything starts from number 1; a
+        // state that cannot be read must not restart the numbering.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => RevokedFile::default(),
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!(
+                    "cannot read {}, which numbers this CA's revocation lists",
+                    state_path.display()
+                )
+            });
+        }
     };
     if !state.serials.contains(&serial.to_string()) {
         state.serials.push(serial.to_string());
@@ -927,8 +954,11 @@ fn revoke(
             stem,
         )
     };
+    // The number is recorded before any list carrying it leaves: after a
+    // crash in between, the next list takes the next number, never this one
+    // again. Each file is replaced atomically (temp file, flush, rename).
+    imi_certs::write_file_atomically(&state_path, toml::to_string(&state)?.as_bytes())?;
     list.write_pem_file(&ca.join("crl.pem"))?;
-    std::fs::write(&state_path, toml::to_string(&state)?)?;
     println!(
         "serial {serial} revoked; revocation list number {} written to {}",
         state.number,
@@ -986,4 +1016,75 @@ fn show(file: &Path) -> Result<()> {
         println!("  valid until {}", imi_certs::utc(cert.not_after()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A national CA in `dir` and a node certificate it issued, in `dir/node.pem`.
+    fn national_ca(dir: &Path) -> PathBuf {
+        let root = RootCa::generate("root", Validity::days_from_now(30)).unwrap();
+        let ca = root
+            .issue_national_ca(Country::Fi, Validity::days_from_now(20))
+            .unwrap();
+        ca.write_pem_files(&dir.join("ca.pem"), &dir.join("ca-key.pem"))
+            .unwrap();
+        let key = NodeKey::generate();
+        let request = CertificateRequest::new(&key, Country::Fi, &"fi-1".parse().unwrap()).unwrap();
+        let cert = ca
+            .issue_node(&request, Validity::days_from_now(10))
+            .unwrap();
+        let path = dir.join("node.pem");
+        cert.write_pem_file(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_unreadable_revocation_state_never_reuses_a_list_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = national_ca(dir.path());
+        revoke(dir.path(), Some(cert.clone()), None, &[]).unwrap();
+        let first = std::fs::read(dir.path().join("crl.pem")).unwrap();
+        assert_eq!(
+            RevocationList::read_pem_file(&dir.path().join("crl.pem"))
+                .unwrap()
+                .number(),
+            1
+        );
+        // The state cannot be read (here: a directory stands in its place).
+        std::fs::remove_file(dir.path().join("revoked.toml")).unwrap();
+        std::fs::create_dir(dir.path().join("revoked.toml")).unwrap();
+        let err = revoke(dir.path(), Some(cert), None, &[]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("numbers this CA's revocation lists"),
+            "{err:#}"
+        );
+        // No second list numbered 1 was written.
+        assert_eq!(std::fs::read(dir.path().join("crl.pem")).unwrap(), first);
+    }
+
+    #[test]
+    fn the_list_number_is_recorded_before_the_list_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = national_ca(dir.path());
+        // Writing the list fails (a directory stands in its place), as if
+        // the machine stopped between the two files.
+        std::fs::create_dir(dir.path().join("crl.pem")).unwrap();
+        assert!(revoke(dir.path(), Some(cert.clone()), None, &[]).is_err());
+        std::fs::remove_dir(dir.path().join("crl.pem")).unwrap();
+        revoke(dir.path(), Some(cert), None, &[]).unwrap();
+        let list = RevocationList::read_pem_file(&dir.path().join("crl.pem")).unwrap();
+        assert_eq!(
+            list.number(),
+            2,
+            "number 1 may have left before the failure"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }

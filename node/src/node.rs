@@ -71,11 +71,83 @@ pub enum StartError {
     /// The directory could not be loaded.
     #[error(transparent)]
     Directory(#[from] DirectoryStartError),
+    /// The configuration and the credentials do not describe the same node:
+    /// every peer would refuse it.
+    #[error("the node cannot start: {0}")]
+    Misconfigured(String),
 }
 
 impl NodeSetup {
-    /// Loads key, certificates and revocation lists named in `config`.
+    /// Loads key, certificates and revocation lists named in `config`, and
+    /// checks that they make a node the federation admits ([`NodeSetup::check`]).
     pub fn from_config(config: &Config) -> Result<NodeSetup, StartError> {
+        let setup = NodeSetup::load(config)?;
+        setup.check(SystemTime::now())?;
+        Ok(setup)
+    }
+
+    /// Checks, as every peer will, that the node's own chain verifies up to
+    /// the pinned root at `now` for its own key, against the revocation lists
+    /// it holds, and that the certificate names the country and node of the
+    /// configuration. A node that fails would start and then be refused by
+    /// every peer; it refuses to start instead, saying what to fix.
+    pub fn check(&self, now: SystemTime) -> Result<(), StartError> {
+        let misconfigured = |what: String| Err(StartError::Misconfigured(what));
+        let peer_id = self.key.peer_id();
+        if let imi_certs::CertificateRole::Node {
+            country,
+            node,
+            peer_id: certified,
+        } = self.chain.node().role()
+        {
+            if *country != self.address.country || node.as_str() != self.address.node.as_str() {
+                return misconfigured(format!(
+                    "the node certificate is for {country}/{node}, but the configuration says {}; \
+                     set country and name to match the certificate, or install this node's own certificate",
+                    self.address
+                ));
+            }
+            if *certified != peer_id {
+                return misconfigured(format!(
+                    "the node certificate is for peer {certified}, but the node key is peer {peer_id}; \
+                     the certificate belongs to another node: request one for this key with `imi-node certs request`"
+                ));
+            }
+        } else {
+            return misconfigured(
+                "the file given as the node certificate is not a node certificate".into(),
+            );
+        }
+        let mut revocations = imi_certs::RevocationSet::new(&self.root);
+        for (issuer, list) in &self.revocations {
+            let _ = match issuer {
+                None => revocations.accept_root_list(list.clone()),
+                Some(ca) => revocations.accept_national_list(list.clone(), ca),
+            };
+        }
+        if let Err(err) = self.root.verify(&self.chain, &peer_id, now, &revocations) {
+            let hint = match err {
+                imi_certs::VerifyError::UnknownIssuer | imi_certs::VerifyError::BadSignature => {
+                    "; check that certs.national_ca is this country's national CA and certs.root the federation root"
+                }
+                imi_certs::VerifyError::WrongCountry { .. } => {
+                    "; the national CA in certs.national_ca is another country's"
+                }
+                imi_certs::VerifyError::Expired { .. } | imi_certs::VerifyError::Revoked { .. } => {
+                    "; have the national CA issue a new certificate"
+                }
+                _ => "",
+            };
+            return misconfigured(format!(
+                "its own certificate chain does not verify, so every peer would refuse it: {err}{hint}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads key, certificates and revocation lists named in `config`
+    /// without checking that they fit together (see [`NodeSetup::check`]).
+    pub fn load(config: &Config) -> Result<NodeSetup, StartError> {
         let cred = |what: &str, err: &dyn std::fmt::Display| {
             StartError::Credentials(format!("cannot load {what}: {err}"))
         };

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod bench;
+pub mod bench_flood;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};

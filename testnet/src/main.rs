@@ -70,6 +70,26 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The delivery benchmark without, then with, a flood of uncertified
+    /// connections and streams on the receiving node; with the process's
+    /// peak memory.
+    Flood {
+        /// Requests sent under saturating load.
+        #[arg(long, default_value_t = 5_000)]
+        requests: usize,
+        /// Requests in flight under saturating load.
+        #[arg(long, default_value_t = DeliveryOptions::default().concurrency)]
+        concurrency: usize,
+        /// Requests sent one at a time, for latency.
+        #[arg(long, default_value_t = 500)]
+        sequential: usize,
+        /// Flooding connections open at once (each a new identity).
+        #[arg(long, default_value_t = imi_testnet::bench_flood::FloodOptions::default().connections)]
+        connections: usize,
+        /// Delivery streams each flooding connection opens.
+        #[arg(long, default_value_t = imi_testnet::bench_flood::FloodOptions::default().streams)]
+        streams: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -148,6 +168,36 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 if quic { "QUIC" } else { "TCP" }
             ))?;
             let report = bench::delivery(&options).await?;
+            say(format_args!("{report}"))?;
+            Ok(())
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Flood {
+                    requests,
+                    concurrency,
+                    sequential,
+                    connections,
+                    streams,
+                },
+        } => {
+            logging("error");
+            let delivery = DeliveryOptions {
+                sequential,
+                requests,
+                concurrency,
+                ..DeliveryOptions::default()
+            };
+            let flood = imi_testnet::bench_flood::FloodOptions {
+                connections,
+                streams,
+                ..Default::default()
+            };
+            say(format_args!(
+                "delivery FI -> PT over TCP loopback ({sequential} sequential, {requests} with {concurrency} in flight), without and with a flood on PT of {connections} uncertified connections x {streams} streams of {} MiB",
+                flood.bytes_per_stream / (1024 * 1024)
+            ))?;
+            let report = imi_testnet::bench_flood::flood(&delivery, &flood).await?;
             say(format_args!("{report}"))?;
             Ok(())
         }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -11,9 +12,9 @@ use imi_certs::{CertificateRequest, Validity};
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::config::Config;
 use imi_node::delivery;
-use imi_node::node::Node;
+use imi_node::node::{Node, NodeSetup};
 use imi_protocol::{CaseAction, CaseId, Content, Country, Request, RequestAction, Role, Timestamp};
-use imi_testnet::{Pki, Testnet, free_port, start_node, wait_until};
+use imi_testnet::{Pki, Testnet, free_port, wait_until};
 
 /// Starts a second Finnish node whose directory `tamper` spoils, dialling `net`'s
 /// Finnish node.
@@ -33,7 +34,12 @@ async fn intruder(
         fi_config.listen.clone(),
     )?;
     tamper(dir);
-    start_node(&dir.join("imi-node.toml")).await
+    // A hostile node: it skips the start-up check an honest node makes on
+    // its own credentials, and tries its luck with the federation.
+    let config = Config::load(&dir.join("imi-node.toml"))?;
+    let setup = NodeSetup::load(&config)?;
+    let app = Arc::new(CaseApp::new(setup.address.clone()));
+    Ok(Node::start(setup, app).await?)
 }
 
 /// The intruder is refused for `reason` and what it sends is never delivered.
@@ -194,7 +200,7 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
         )?
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                imi_node::net::BytesCodec,
+                imi_node::net::BytesCodec::default(),
                 [(imi_node::net::DELIVER, ProtocolSupport::Full)],
                 request_response::Config::default(),
             )
@@ -220,7 +226,16 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
             SwarmEvent::Behaviour(request_response::Event::Message { .. }) => {
                 panic!("the uncertified peer got an answer");
             }
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                // Refused while negotiating the stream: not a byte of the
+                // request was read.
+                assert!(
+                    matches!(
+                        error,
+                        request_response::OutboundFailure::UnsupportedProtocols
+                    ),
+                    "{error}"
+                );
                 refused = true;
             }
             SwarmEvent::ConnectionClosed { .. } => closed = true,
@@ -236,7 +251,7 @@ async fn a_peer_without_a_certificate_gets_no_application_protocol() -> anyhow::
     assert!(
         refusals
             .iter()
-            .any(|r| r.reason.contains("before admission")),
+            .any(|r| r.reason.contains("no valid credentials in time")),
         "{refusals:?}"
     );
     Ok(())
@@ -291,4 +306,136 @@ async fn a_revoked_node_is_cut_off_by_every_node_that_sees_the_revocation() -> a
         "{refusals:?}"
     );
     Ok(())
+}
+
+/// Rewrites the node certificate in `dir` with `validity`, for the key there.
+fn reissue(pki: &Pki, dir: &Path, name: &str, validity: Validity) {
+    let key_pem = std::fs::read_to_string(dir.join("node-key.pem")).unwrap();
+    let key = imi_certs::NodeKey::from_pkcs8_pem(&key_pem).unwrap();
+    let request = CertificateRequest::new(&key, Country::Fi, &name.parse().unwrap()).unwrap();
+    pki.nationals[&Country::Fi]
+        .issue_node(&request, validity)
+        .unwrap()
+        .write_pem_file(&dir.join("certs/node.pem"))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_certificate_drops_its_link() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    // A node whose certificate is valid for a few seconds more: it starts
+    // (it is valid now) and is admitted.
+    let now = SystemTime::now();
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        reissue(
+            &pki,
+            dir,
+            "fi-9",
+            Validity::new(now - Duration::from_secs(60), now + Duration::from_secs(4)),
+        );
+    })
+    .await?;
+    let short_lived = node.net().local_peer();
+    wait_until("the node to be admitted", WAIT, || async {
+        fi.net().peers().await.iter().any(|p| p.peer == short_lived)
+    })
+    .await?;
+    wait_until("the link to drop at expiry", WAIT, || async {
+        !fi.net().peers().await.iter().any(|p| p.peer == short_lived)
+    })
+    .await?;
+    assert!(
+        SystemTime::now() + Duration::from_secs(1) >= now + Duration::from_secs(4),
+        "the link dropped before the certificate expired"
+    );
+    let refusals = fi.net().refusals().await;
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.peer == short_lived && r.reason.contains("expired")),
+        "{refusals:?}"
+    );
+    // It stays out.
+    assert!(node.net().peers().await.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_is_not_used_until_both_sides_admitted_each_other() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    let other = Pki::generate(&[Country::Fi])?;
+    // A node with a valid certificate of this federation, which pins
+    // another root: FI accepts it, it refuses FI.
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        other
+            .root
+            .certificate()
+            .write_pem_file(&dir.join("certs/root.pem"))
+            .unwrap();
+    })
+    .await?;
+    let fi_peer = fi.net().local_peer();
+    wait_until("the node to refuse FI", WAIT, || async {
+        node.net()
+            .refusals()
+            .await
+            .iter()
+            .any(|r| r.peer == fi_peer)
+    })
+    .await?;
+    // FI never counts the one-sided link as up, so nothing uses it.
+    for _ in 0..50 {
+        assert!(
+            fi.net().peers().await.is_empty(),
+            "FI used a link its peer refused"
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_node_is_admitted_as_soon_as_it_has_a_valid_certificate() -> anyhow::Result<()> {
+    let net = finland().await?;
+    let fi = net.node(Country::Fi);
+    let dir = tempfile::tempdir()?;
+    let pki = net.federation.pki.clone();
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let node = intruder(&net, &pki, dir.path(), |dir| {
+        reissue(&pki, dir, "fi-9", Validity::new(now - 10 * day, now - day));
+    })
+    .await?;
+    let peer = node.net().local_peer();
+    wait_until("FI to refuse the expired certificate", WAIT, || async {
+        fi.net().refusals().await.iter().any(|r| r.peer == peer)
+    })
+    .await?;
+    node.shutdown().await;
+    // The national CA issues a new certificate; the node comes back with
+    // it well within the refusal's 30 s and is admitted at once.
+    reissue(&pki, dir.path(), "fi-9", Validity::days_from_now(10));
+    let came_back = std::time::Instant::now();
+    let node = imi_testnet::start_node(&config_path(dir.path())).await?;
+    wait_until("the renewed node to be admitted", WAIT, || async {
+        fi.net().peers().await.iter().any(|p| p.peer == peer)
+    })
+    .await?;
+    assert!(
+        came_back.elapsed() < Duration::from_secs(15),
+        "re-admission waited out the refusal: {:?}",
+        came_back.elapsed()
+    );
+    assert_eq!(node.net().peers().await.len(), 1);
+    Ok(())
+}
+
+fn config_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("imi-node.toml")
 }

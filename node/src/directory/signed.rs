@@ -181,8 +181,8 @@ struct TrustState {
     revocations: RevocationSet,
     /// Admitted peers, whose certificates the admission layer checked.
     admitted: HashMap<[u8; 32], NodeAddress>,
-    /// Signers whose chain verified, and when.
-    verified: HashMap<[u8; 32], (NodeAddress, Instant)>,
+    /// Signers whose chain verified, when, and until when the chain is valid.
+    verified: HashMap<[u8; 32], (NodeAddress, Instant, SystemTime)>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -239,11 +239,14 @@ impl Trust {
     fn signer(&self, signed: &SignedHeads) -> Result<NodeAddress, SignatureRefused> {
         self.refresh_revocations();
         let mut state = self.state();
-        if let Some(address) = state.admitted.get(&signed.signer) {
-            return Ok(address.clone());
-        }
-        if let Some((address, at)) = state.verified.get(&signed.signer)
+        // Every signer's chain is checked, admitted peers' too: a link can
+        // outlive its certificate by a moment, and heads signed by an
+        // expired or revoked key must never be taken. A check is reused
+        // until the TTL, the chain's expiry or new revocation lists.
+        let now = SystemTime::now();
+        if let Some((address, at, not_after)) = state.verified.get(&signed.signer)
             && at.elapsed() < SIGNER_TTL
+            && now < *not_after
         {
             return Ok(address.clone());
         }
@@ -258,12 +261,7 @@ impl Trust {
         let peer_id = peer_id_of(&signed.signer)?;
         let verified = self
             .root
-            .verify_der_list(
-                &signed.chain,
-                &peer_id,
-                SystemTime::now(),
-                &state.revocations,
-            )
+            .verify_der_list(&signed.chain, &peer_id, now, &state.revocations)
             .map_err(|e| SignatureRefused::Uncertified(e.to_string()))?;
         if verified.public_key != signed.signer {
             return Err(SignatureRefused::Uncertified(
@@ -278,9 +276,10 @@ impl Trust {
                     SignatureRefused::Uncertified(e.to_string())
                 })?;
         let address = NodeAddress::new(verified.country, node);
-        state
-            .verified
-            .insert(signed.signer, (address.clone(), Instant::now()));
+        state.verified.insert(
+            signed.signer,
+            (address.clone(), Instant::now(), verified.not_after),
+        );
         Ok(address)
     }
 
@@ -353,6 +352,56 @@ mod tests {
                 forged.verify_signature(),
                 Err(SignatureRefused::BadSignature)
             );
+        }
+    }
+
+    #[test]
+    fn heads_signed_by_an_expired_key_are_not_taken_even_from_an_admitted_peer() {
+        use imi_certs::{CertChain, CertificateRequest, NodeKey, RootCa, Validity};
+
+        let root = RootCa::generate("root", Validity::days_from_now(60)).unwrap();
+        let ca = |country| {
+            root.issue_national_ca(country, Validity::days_from_now(30))
+                .unwrap()
+        };
+        let (pt_ca, fi_ca) = (ca(Country::Pt), ca(Country::Fi));
+        let chain_of = |ca: &imi_certs::NationalCa, country, validity| {
+            let key = NodeKey::generate();
+            let request = CertificateRequest::new(&key, country, &"n-1".parse().unwrap()).unwrap();
+            let cert = ca.issue_node(&request, validity).unwrap();
+            (
+                SigningKey::from_bytes(&key.secret_seed()),
+                CertChain::national(cert, ca.certificate().clone()),
+            )
+        };
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        let (pt_key, pt_chain) = chain_of(
+            &pt_ca,
+            Country::Pt,
+            Validity::new(now - 10 * day, now - day),
+        );
+        let (_, fi_chain) = chain_of(&fi_ca, Country::Fi, Validity::days_from_now(10));
+        let admission = Arc::new(
+            crate::net::admission::CertAdmission::new(root.trusted_root(), fi_chain, vec![], None)
+                .unwrap(),
+        );
+        let trust = Trust::new(root.trusted_root(), admission);
+        // The link was admitted while the certificate was valid, and is
+        // still up for a moment after it expired.
+        trust.peer_admitted(pt_key.verifying_key().to_bytes(), "PT/n-1".parse().unwrap());
+        let signed = SignedHeads::sign(
+            Country::Pt,
+            &[ChangeHash([1; 32])],
+            1,
+            &pt_key,
+            pt_chain.to_der_list(),
+        );
+        match trust.check(&signed) {
+            Err(SignatureRefused::Uncertified(reason)) => {
+                assert!(reason.contains("expired"), "{reason}")
+            }
+            other => panic!("heads signed by an expired key were taken: {other:?}"),
         }
     }
 

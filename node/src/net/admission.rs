@@ -8,6 +8,8 @@
 //! channel proved (the PeerId). Revocation lists are self-authenticating
 //! (signed by the root or a national CA the root certified), so any peer may
 //! pass them on; a newer list makes every node re-check its admitted peers.
+//! The lists a peer brings in its hello are read only once its own chain
+//! has verified: a stranger's bytes cost no more than one chain check.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +24,10 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::net::{Admission, AdmissionRefused, Admitted, PeerIdentity};
+use super::{Admission, AdmissionRefused, Admitted, PeerIdentity};
+
+/// Most certificates in a presented chain (node, national CA).
+const MAX_CHAIN: usize = 2;
 
 /// What a node presents at admission.
 #[derive(Debug, Serialize, Deserialize)]
@@ -186,7 +191,11 @@ impl CertAdmission {
         }
     }
 
-    fn verify(&self, peer: &PeerId, chain: &CertChain) -> Result<PeerIdentity, AdmissionRefused> {
+    fn verify(
+        &self,
+        peer: &PeerId,
+        chain: &CertChain,
+    ) -> Result<(PeerIdentity, SystemTime), AdmissionRefused> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let verified = self
             .root
@@ -198,13 +207,16 @@ impl CertAdmission {
             )
             .map_err(refused)?;
         let node: NodeName = verified.node.parse().map_err(refused)?;
-        Ok(PeerIdentity {
-            peer: *peer,
-            address: NodeAddress::new(verified.country, node),
-            public_key: verified.public_key,
-            valid_from_ms: unix_ms(chain.node().not_before()),
-            valid_until_ms: unix_ms(chain.node().not_after()),
-        })
+        Ok((
+            PeerIdentity {
+                peer: *peer,
+                address: NodeAddress::new(verified.country, node),
+                public_key: verified.public_key,
+                valid_from_ms: unix_ms(chain.node().not_before()),
+                valid_until_ms: unix_ms(chain.node().not_after()),
+            },
+            verified.not_after,
+        ))
     }
 }
 
@@ -247,20 +259,33 @@ impl Admission for CertAdmission {
         let hello: Hello = postcard::from_bytes(hello).map_err(|err| AdmissionRefused {
             reason: format!("the credentials are malformed: {err}"),
         })?;
-        let revocations_changed = self.accept_entries(hello.revocations)?;
+        if hello.chain.len() > MAX_CHAIN {
+            return Err(AdmissionRefused {
+                reason: format!(
+                    "the certificate chain has {} certificates, more than {MAX_CHAIN}",
+                    hello.chain.len()
+                ),
+            });
+        }
+        // The chain first: the lists of a peer that is not certified are
+        // never even parsed.
         let chain = CertChain::from_der_list(hello.chain).map_err(refused)?;
-        let identity = self.verify(peer, &chain)?;
+        let (mut identity, mut valid_until) = self.verify(peer, &chain)?;
+        let revocations_changed = self.accept_entries(hello.revocations)?;
+        if revocations_changed {
+            info!(peer = %identity, "peer brought newer revocation lists");
+            // They may revoke the peer itself.
+            (identity, valid_until) = self.verify(peer, &chain)?;
+        }
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if let Some(ca) = chain.national_ca() {
             remember_ca(&mut state, ca);
         }
         state.chains.insert(*peer, chain);
         drop(state);
-        if revocations_changed {
-            info!(peer = %identity, "peer brought newer revocation lists");
-        }
         Ok(Admitted {
             identity,
+            valid_until,
             revocations_changed,
         })
     }
