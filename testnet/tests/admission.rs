@@ -358,8 +358,16 @@ async fn an_expiring_certificate_drops_its_link() -> anyhow::Result<()> {
             .any(|r| r.peer == short_lived && r.reason.contains("expired")),
         "{refusals:?}"
     );
-    // It stays out.
-    assert!(node.net().peers().await.is_empty());
+    // The node sees its link close too, and stays out: its redials present
+    // the expired certificate again and are refused.
+    wait_until("the expired node to see its link closed", WAIT, || async {
+        node.net().peers().await.is_empty()
+    })
+    .await?;
+    for _ in 0..25 {
+        assert!(!fi.net().peers().await.iter().any(|p| p.peer == short_lived));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
     Ok(())
 }
 

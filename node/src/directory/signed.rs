@@ -239,11 +239,17 @@ impl Trust {
     fn signer(&self, signed: &SignedHeads) -> Result<NodeAddress, SignatureRefused> {
         self.refresh_revocations();
         let mut state = self.state();
-        // Every signer's chain is checked, admitted peers' too: a link can
-        // outlive its certificate by a moment, and heads signed by an
-        // expired or revoked key must never be taken. A check is reused
-        // until the TTL, the chain's expiry or new revocation lists.
+        // A chain that comes with the signature is always checked, an
+        // admitted peer's too: a link can outlive its certificate by a
+        // moment (the links drop at expiry and revocation), and heads signed
+        // by an expired or revoked key must never be taken. A check is
+        // reused until the TTL, the chain's expiry or new revocation lists.
         let now = SystemTime::now();
+        if signed.chain.is_empty()
+            && let Some(address) = state.admitted.get(&signed.signer)
+        {
+            return Ok(address.clone());
+        }
         if let Some((address, at, not_after)) = state.verified.get(&signed.signer)
             && at.elapsed() < SIGNER_TTL
             && now < *not_after

@@ -674,6 +674,13 @@ impl EventLoop {
                 Ok(AdmissionAnswer::Refused(reason)) => {
                     warn!(%peer, %reason, "peer refused our credentials, disconnecting");
                     self.links.remove(&peer);
+                    // A link it had with us (on a connection not closed yet) ends too.
+                    if let Some(identity) = self.admitted.remove(&peer) {
+                        if self.by_address.get(&identity.address.to_string()) == Some(&peer) {
+                            self.by_address.remove(&identity.address.to_string());
+                        }
+                        self.tell(NetEvent::PeerLeft(identity));
+                    }
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
                 Err(err) => warn!(%peer, error = %err, "malformed admission answer"),
