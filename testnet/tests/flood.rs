@@ -72,8 +72,8 @@ async fn a_flood_of_unadmitted_streams_neither_stops_admitted_nodes_nor_fills_me
             case,
             finn.clone(),
             CaseAction::Request(RequestAction::Send {
-                    reply_by: in_days(14),
-                }),
+                reply_by: in_days(14),
+            }),
             Content::default(),
         )
         .await?;
