@@ -8,8 +8,9 @@
 //! transaction that stores the envelope and its receipt.
 //!
 //! Which node serves an authority or a country comes from the routes table
-//! (filled from the directory), and, within a case, from the node that
-//! spoke for that authority.
+//! (`crate::routes`, filled from the directory), and, within a case, from
+//! the node that spoke for that authority; either way only a node of the
+//! authority's own country.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +29,6 @@ use crate::store::StoreError;
 
 /// Cases: case id → [`CaseRecord`].
 pub(crate) const CASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-1");
-/// Routes: `a:` ++ authority id, or `c:` ++ country code → node address.
-pub(crate) const ROUTES: TableDefinition<'_, &[u8], &str> = TableDefinition::new("routes-1");
 
 /// The state of a case, of any kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,23 +139,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("records always encode")
 }
 
-fn authority_route_key(authority: AuthorityId) -> Vec<u8> {
-    let mut key = b"a:".to_vec();
-    key.extend_from_slice(&authority.to_bytes());
-    key
-}
-
-fn country_route_key(country: Country) -> Vec<u8> {
-    let mut key = b"c:".to_vec();
-    key.extend_from_slice(country.code().as_bytes());
-    key
-}
-
 /// Creates the case tables.
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(CASES)?;
-    tx.open_table(ROUTES)?;
-    Ok(())
+    crate::routes::create_tables(tx)
 }
 
 fn read_case(tx: &WriteTransaction, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
@@ -252,22 +238,7 @@ impl CaseApp {
 
     /// Whether this node serves a party or recipient of `state`.
     fn serves(&self, tx: &WriteTransaction, state: &CaseState) -> Result<bool, StoreError> {
-        let routes = tx.open_table(ROUTES)?;
-        let me = self.me.to_string();
-        let is_me = |key: Vec<u8>| -> Result<bool, StoreError> {
-            Ok(routes.get(key.as_slice())?.is_some_and(|v| v.value() == me))
-        };
-        for party in state.parties() {
-            if is_me(authority_route_key(party.authority))? {
-                return Ok(true);
-            }
-        }
-        for country in state.recipient_countries() {
-            if country == self.me.country && is_me(country_route_key(country))? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        crate::routes::serves(tx, &self.me, &state.parties(), &state.recipient_countries())
     }
 }
 
@@ -388,38 +359,6 @@ impl From<redb::StorageError> for CaseError {
 }
 
 impl Node<CaseApp> {
-    /// Records that `node` serves `authority`.
-    pub async fn set_authority_route(
-        &self,
-        authority: AuthorityId,
-        node: &NodeAddress,
-    ) -> Result<(), StoreError> {
-        let node = node.to_string();
-        self.store()
-            .write(move |tx| {
-                tx.open_table(ROUTES)?
-                    .insert(authority_route_key(authority).as_slice(), node.as_str())?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Records that `node` receives the alerts and notifications of `country`.
-    pub async fn set_country_route(
-        &self,
-        country: Country,
-        node: &NodeAddress,
-    ) -> Result<(), StoreError> {
-        let node = node.to_string();
-        self.store()
-            .write(move |tx| {
-                tx.open_table(ROUTES)?
-                    .insert(country_route_key(country).as_slice(), node.as_str())?;
-                Ok(())
-            })
-            .await
-    }
-
     /// The case as stored here.
     pub fn case(&self, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let read = self.store().read()?;
@@ -512,24 +451,10 @@ impl Node<CaseApp> {
             let record = new_record.clone();
             let store = self.store().clone();
             let read = store.read()?;
-            let routes = read.open_table(ROUTES)?;
+            let routes = read.open_table(crate::routes::ROUTES)?;
             let mut out: Vec<NodeAddress> = Vec::new();
             for destination in &destinations {
-                let resolved = match destination {
-                    Destination::Authority(party) => record
-                        .nodes
-                        .get(&party.authority)
-                        .cloned()
-                        .or(routes
-                            .get(authority_route_key(party.authority).as_slice())?
-                            .and_then(|v| v.value().parse().ok()))
-                        .or(routes
-                            .get(country_route_key(party.country).as_slice())?
-                            .and_then(|v| v.value().parse().ok())),
-                    Destination::Country(country) => routes
-                        .get(country_route_key(*country).as_slice())?
-                        .and_then(|v| v.value().parse().ok()),
-                };
+                let resolved = crate::routes::resolve(&routes, &record.nodes, destination)?;
                 let Some(node) = resolved else {
                     return Err(CaseError::NoRoute(match destination {
                         Destination::Authority(p) => p.to_string(),
@@ -611,70 +536,4 @@ fn with_before(action: CaseAction, before: &CaseState) -> CaseAction {
         }
         (action, _) => action,
     }
-}
-
-/// A static route: an authority or a country.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKey {
-    /// The node serving an authority.
-    Authority(AuthorityId),
-    /// The node receiving a country's alerts and notifications.
-    Country(Country),
-}
-
-/// Sets a route in the store of a stopped node.
-pub fn set_route_offline(
-    store: &std::path::Path,
-    key: RouteKey,
-    node: &NodeAddress,
-) -> Result<(), StoreError> {
-    if let Some(parent) = store.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::corrupt("store directory", e))?;
-    }
-    let db = crate::wal::open(store, true).map_err(|reason| StoreError::Open {
-        path: store.to_owned(),
-        reason: Box::new(reason),
-    })?;
-    let tx = db.begin_write()?;
-    {
-        let mut routes = tx.open_table(ROUTES)?;
-        let key = match key {
-            RouteKey::Authority(a) => authority_route_key(a),
-            RouteKey::Country(c) => country_route_key(c),
-        };
-        routes.insert(key.as_slice(), node.to_string().as_str())?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-/// Sets (or, with `None`, removes) the routes of authorities, as the
-/// directory publishes them.
-///
-/// Lazily (see `Store::write_lazy`): routes are derived from the directory,
-/// and the node sets them all again from it at every start.
-pub(crate) async fn set_routes(
-    store: &crate::store::Store,
-    routes: Vec<(AuthorityId, Option<NodeAddress>)>,
-) -> Result<(), StoreError> {
-    if routes.is_empty() {
-        return Ok(());
-    }
-    store
-        .write_lazy(move |tx| {
-            let mut table = tx.open_table(ROUTES)?;
-            for (authority, node) in routes {
-                let key = authority_route_key(authority);
-                match node {
-                    Some(node) => {
-                        table.insert(key.as_slice(), node.to_string().as_str())?;
-                    }
-                    None => {
-                        table.remove(key.as_slice())?;
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await
 }

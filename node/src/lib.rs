@@ -16,6 +16,7 @@ pub mod net;
 pub mod node;
 pub mod peers;
 mod publish;
+pub mod routes;
 pub mod status;
 pub mod store;
 pub mod wal;

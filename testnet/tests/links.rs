@@ -26,9 +26,9 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     // The directory says which node serves which authority.
     for node in [fi, pt] {
-        node.set_authority_route(finn.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
             .await?;
-        node.set_authority_route(portuguese.authority, pt.address())
+        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
             .await?;
     }
 
@@ -231,10 +231,16 @@ async fn a_recipient_that_was_down_receives_everything_when_it_returns() -> anyh
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in &net.nodes {
-        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
-            .await?;
-        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
-            .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&finn),
+            net.node(Country::Fi).address(),
+        )
+        .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&portuguese),
+            net.node(Country::Pt).address(),
+        )
+        .await?;
     }
     let stopped = net.stop(Country::Pt).await?;
     let mut cases = Vec::new();
@@ -271,7 +277,7 @@ async fn the_sender_sees_why_the_recipient_rejected_a_message() -> anyhow::Resul
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let stranger = official(Country::Pt, &[Role::RequestHandler]);
     // Finland believes Portugal serves this authority; Portugal does not know it.
-    fi.set_authority_route(stranger.authority, pt.address())
+    fi.set_authority_route(imi_protocol::Party::of(&stranger), pt.address())
         .await?;
     let case = send_request(fi, &finn, &stranger).await?;
     wait_until("the receipt", WAIT, || async {
@@ -307,9 +313,9 @@ async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in [fi, pt] {
-        node.set_authority_route(finn.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
             .await?;
-        node.set_authority_route(portuguese.authority, pt.address())
+        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
             .await?;
     }
     // Both protocols busy at once, in both directions.
