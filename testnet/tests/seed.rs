@@ -154,10 +154,26 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
         },
         languages: [Language::Pt].into(),
     };
-    // Registered but not yet approved: not in the directory.
-    let record = admin.register_authority(None, draft, None).await?;
+    // Registered but not yet approved: not in the directory. Another
+    // authority, registered and approved after it, is published after it
+    // would have been: once that one is in Finland, the first would be too.
+    let record = admin.register_authority(None, draft.clone(), None).await?;
     let id = record.authority.id;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut later = draft;
+    later
+        .names
+        .insert(Language::Pt, "Ordem dos Farmacêuticos".to_owned());
+    later.competences[0].professions = ["pharmacist".parse()?].into();
+    let later = admin
+        .register_authority(None, later, None)
+        .await?
+        .authority
+        .id;
+    admin.approve_authority(&coordinator, later).await?;
+    wait_until("the later authority to reach Finland", WAIT, || async {
+        fi.directory().authority(Country::Pt, later).is_some()
+    })
+    .await?;
     assert!(fi.directory().authority(Country::Pt, id).is_none());
 
     admin.approve_authority(&coordinator, id).await?;
