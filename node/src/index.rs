@@ -479,3 +479,96 @@ enum IndexEdit {
     Upsert(Box<DirectoryEntry>),
     Remove(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imi_protocol::NodeAddress;
+
+    fn authorities(country: Country, count: usize) -> Vec<PublishedAuthority> {
+        let node: NodeAddress = format!("{country}/{}-1", country.code().to_lowercase())
+            .parse()
+            .unwrap();
+        (0..count)
+            .map(|i| PublishedAuthority {
+                id: AuthorityId::from_parts(1, i as u128 + 1),
+                country,
+                names: [(Language::En, format!("Authority {i}"))].into(),
+                competences: vec![],
+                contact: Default::default(),
+                languages: [Language::En].into(),
+                node: node.clone(),
+            })
+            .collect()
+    }
+
+    fn entries(authorities: &[PublishedAuthority]) -> Vec<DirectoryEntry> {
+        authorities.iter().map(authority_entry).collect()
+    }
+
+    #[test]
+    fn a_country_arriving_whole_rewrites_only_its_own_changed_entries() {
+        let portugal = authorities(Country::Pt, 5);
+        let finland = authorities(Country::Fi, 5);
+        let mut all = entries(&portugal);
+        all.extend(entries(&finland));
+        let mut indexed = Indexed::of(&all);
+
+        // Portugal's document arrives whole: one entry renamed, one gone,
+        // one new, the rest as they were.
+        let mut now = portugal.clone();
+        now[0].names.insert(Language::En, "Renamed".into());
+        let gone = now.remove(1);
+        let mut added = authorities(Country::Pt, 6).pop().unwrap();
+        added.id = AuthorityId::from_parts(2, 1);
+        now.push(added.clone());
+        let (mut edits, mut routes) = (Vec::new(), Vec::new());
+        indexed.diff(Country::Pt, entries(&now), &mut edits, &mut routes);
+
+        let mut upserted: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        for edit in edits {
+            match edit {
+                IndexEdit::Upsert(entry) => upserted.push(entry.id),
+                IndexEdit::Remove(id) => removed.push(id),
+            }
+        }
+        upserted.sort();
+        let mut expected = vec![
+            authority_search_id(Country::Pt, now[0].id),
+            authority_search_id(Country::Pt, added.id),
+        ];
+        expected.sort();
+        assert_eq!(upserted, expected);
+        assert_eq!(removed, vec![authority_search_id(Country::Pt, gone.id)]);
+        // The authority that left loses its route.
+        assert_eq!(
+            routes,
+            vec![(
+                Party {
+                    authority: gone.id,
+                    country: Country::Pt
+                },
+                None
+            )]
+        );
+        // Finland is not touched, and the same document again changes nothing.
+        let (mut edits, mut routes) = (Vec::new(), Vec::new());
+        indexed.diff(Country::Fi, entries(&finland), &mut edits, &mut routes);
+        indexed.diff(Country::Pt, entries(&now), &mut edits, &mut routes);
+        assert!(edits.is_empty() && routes.is_empty());
+    }
+
+    #[test]
+    fn the_same_id_in_two_countries_is_two_search_entries() {
+        let portuguese = authorities(Country::Pt, 1).remove(0);
+        let spanish = PublishedAuthority {
+            country: Country::Es,
+            node: "ES/es-1".parse().unwrap(),
+            ..portuguese.clone()
+        };
+        let (pt, es) = (authority_entry(&portuguese), authority_entry(&spanish));
+        assert_ne!(pt.id, es.id);
+        assert_eq!(pt.id, format!("PT/{}", portuguese.id));
+    }
+}
