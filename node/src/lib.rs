@@ -15,6 +15,7 @@ pub mod net;
 pub use net::{admission, peers};
 pub mod node;
 mod publish;
+pub mod routes;
 pub mod status;
 pub mod store;
 /// The store's write-ahead log, at its old path for the modules that open a

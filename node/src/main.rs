@@ -67,7 +67,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Set a static route: which node serves an authority or a country.
+    /// Static routes: which node serves an authority or a country (set,
+    /// list, remove). A route leads only to a node of its own country.
     Route {
         #[command(flatten)]
         config: ConfigArg,
@@ -146,19 +147,50 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum RouteCommand {
-    /// `route authority <ID> <COUNTRY/NODE>`
+    /// `route authority <CC> <ID> <CC/NODE>`: the node serving an authority
+    /// of country CC (a node of CC).
     Authority {
+        /// The authority's country.
+        country: Country,
         /// The authority.
         authority: AuthorityId,
-        /// The node that serves it.
+        /// The node that serves it, of the same country.
         node: NodeAddress,
     },
-    /// `route country <CC> <COUNTRY/NODE>`: the node receiving the country's alerts.
+    /// `route country <CC> <CC/NODE>`: the node receiving the country's
+    /// alerts and notifications (a node of CC).
     Country {
         /// The country.
         country: Country,
         /// Its node.
         node: NodeAddress,
+    },
+    /// `route list`: every route the store holds.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// `route remove authority <CC> <ID>` or `route remove country <CC>`.
+    Remove {
+        #[command(subcommand)]
+        route: RouteRemoveCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteRemoveCommand {
+    /// `route remove authority <CC> <ID>`
+    Authority {
+        /// The authority's country.
+        country: Country,
+        /// The authority.
+        authority: AuthorityId,
+    },
+    /// `route remove country <CC>`
+    Country {
+        /// The country.
+        country: Country,
     },
 }
 
@@ -379,17 +411,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Route { config, route } => {
             let config = Config::load(&config.config)?;
-            let (key, node) = match route {
-                RouteCommand::Authority { authority, node } => {
-                    (imi_node::cases::RouteKey::Authority(authority), node)
-                }
-                RouteCommand::Country { country, node } => {
-                    (imi_node::cases::RouteKey::Country(country), node)
-                }
-            };
-            imi_node::cases::set_route_offline(&config.store_path(), key, &node)?;
-            println!("route set");
-            Ok(())
+            route_command(&config.store_path(), route)
         }
         Command::Backup { config, out } => {
             let config = Config::load(&config.config)?;
@@ -742,6 +764,51 @@ async fn reload_revocations(node: &Node<CaseApp>, dir: &Path) {
     }
 }
 
+/// `imi-node route …` on the store of a stopped node.
+fn route_command(store: &std::path::Path, command: RouteCommand) -> Result<()> {
+    use imi_node::routes::{self, RouteKey};
+    let party =
+        |country, authority| RouteKey::Authority(imi_protocol::Party { authority, country });
+    let set = |key: RouteKey, node: NodeAddress| -> Result<()> {
+        routes::set_route_offline(store, key, &node)?;
+        println!("route set: {key} -> {node}");
+        Ok(())
+    };
+    match command {
+        RouteCommand::Authority {
+            country,
+            authority,
+            node,
+        } => set(party(country, authority), node),
+        RouteCommand::Country { country, node } => set(RouteKey::Country(country), node),
+        RouteCommand::List { json } => {
+            let all = routes::list_routes_offline(store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("no routes");
+            } else {
+                for route in all {
+                    println!("{route}");
+                }
+            }
+            Ok(())
+        }
+        RouteCommand::Remove { route } => {
+            let key = match route {
+                RouteRemoveCommand::Authority { country, authority } => party(country, authority),
+                RouteRemoveCommand::Country { country } => RouteKey::Country(country),
+            };
+            if routes::remove_route_offline(store, key)? {
+                println!("route removed: {key}");
+            } else {
+                println!("no route for {key}");
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Result<()> {
     // The drill official belongs to the node's own drill authority.
     let official = Actor {
@@ -750,7 +817,7 @@ async fn send_drill(node: &Node<CaseApp>, config: &Config, drill: Drill) -> Resu
         country: config.country,
         roles: [Role::RequestHandler].into(),
     };
-    node.set_authority_route(official.authority, node.address())
+    node.set_authority_route(imi_protocol::Party::of(&official), node.address())
         .await?;
     let reply_by = Timestamp::from_millis(now_ms())
         .date()

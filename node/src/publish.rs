@@ -44,13 +44,13 @@ async fn publish_one(admin: &Admin, directory: &Directory, me: &NodeAddress, id:
     let authority = record.authority;
     if authority.status == AuthorityStatus::Active {
         let entry = PublishedAuthority::from_authority(&authority, me.clone());
-        if directory.authority(id).as_ref() != Some(&entry) {
+        if directory.authority(me.country, id).as_ref() != Some(&entry) {
             match directory.upsert_authority(entry).await {
                 Ok(()) => info!(authority = %id, "authority published in the directory"),
                 Err(err) => warn!(authority = %id, error = %err, "authority not published"),
             }
         }
-    } else if directory.authority(id).is_some() {
+    } else if directory.authority(me.country, id).is_some() {
         match directory.remove_authority(id).await {
             Ok(_) => {
                 info!(authority = %id, status = ?authority.status, "authority withdrawn from the directory")
@@ -71,7 +71,7 @@ async fn reconcile(admin: &Admin, directory: &Directory, me: &NodeAddress) {
     let entries: Vec<PublishedAuthority> = active
         .iter()
         .map(|a| PublishedAuthority::from_authority(a, me.clone()))
-        .filter(|entry| directory.authority(entry.id).as_ref() != Some(entry))
+        .filter(|entry| directory.authority(entry.country, entry.id).as_ref() != Some(entry))
         .collect();
     if !entries.is_empty() {
         let count = entries.len();
@@ -94,7 +94,7 @@ async fn reconcile(admin: &Admin, directory: &Directory, me: &NodeAddress) {
         let authority = record.authority;
         if authority.status != AuthorityStatus::Active
             && directory
-                .authority(authority.id)
+                .authority(me.country, authority.id)
                 .is_some_and(|p| p.node == *me)
             && let Err(err) = directory.remove_authority(authority.id).await
         {

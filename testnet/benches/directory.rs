@@ -62,12 +62,30 @@ async fn main() -> Result<()> {
     }
     let total = per_country * countries.len();
     net.wait_converged(Duration::from_secs(300)).await?;
+    let converged = published.elapsed();
+    // Searchable: every node's index holds every authority.
+    loop {
+        if net.nodes.iter().all(|n| n.search().len() == total as u64) {
+            break;
+        }
+        if published.elapsed() > Duration::from_secs(300) {
+            bail!("the search indexes did not hold every authority within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     println!(
-        "{total} authorities published by {} countries, converged on {} nodes: {}",
+        "{total} authorities published by {} countries, converged on {} nodes: {}, searchable on every node: {}",
         countries.len(),
         net.nodes.len(),
+        ms(converged),
         ms(published.elapsed())
     );
+    let refused: u64 = net
+        .nodes
+        .iter()
+        .map(|n| n.directory().stats().refused_changes)
+        .sum();
+    println!("changes refused (peers quarantined) while publishing: {refused}");
 
     // A fresh node joins: time until it holds exactly what the others hold.
     let reference = net.nodes[0].directory().all_heads();
@@ -128,7 +146,7 @@ async fn main() -> Result<()> {
             if net
                 .nodes
                 .iter()
-                .all(|n| n.directory().authority(entry.id).as_ref() == Some(&entry))
+                .all(|n| n.directory().authority(country, entry.id).as_ref() == Some(&entry))
             {
                 break;
             }

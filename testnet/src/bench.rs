@@ -177,9 +177,9 @@ pub async fn delivery(options: &DeliveryOptions) -> Result<DeliveryReport> {
         country: Country::Pt,
     };
     for node in [fi, pt] {
-        node.set_authority_route(official.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&official), fi.address())
             .await?;
-        node.set_authority_route(to.authority, pt.address()).await?;
+        node.set_authority_route(to, pt.address()).await?;
     }
     let sender = Sender {
         node: fi,

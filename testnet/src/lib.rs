@@ -243,9 +243,14 @@ pub struct TestnetBuilder {
 }
 
 impl TestnetBuilder {
-    /// The countries that get a node.
+    /// The countries that get a node (one each: a country listed twice
+    /// still gets one node; [`TestnetBuilder::nodes_of`] gives it more).
     pub fn countries(mut self, countries: impl IntoIterator<Item = Country>) -> Self {
-        self.countries.extend(countries);
+        for country in countries {
+            if !self.countries.contains(&country) {
+                self.countries.push(country);
+            }
+        }
         self
     }
 
@@ -768,4 +773,24 @@ pub fn demo_entries(
         }
     }
     Ok((authorities, registers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_country_listed_twice_gets_one_node() -> Result<()> {
+        let federation = Testnet::builder()
+            .countries([Country::Fi, Country::Pt, Country::Fi])
+            .countries([Country::Pt])
+            .prepare()?;
+        let addresses: Vec<String> = federation
+            .nodes
+            .iter()
+            .map(|n| n.address.to_string())
+            .collect();
+        assert_eq!(addresses, ["FI/fi-1", "PT/pt-1"]);
+        Ok(())
+    }
 }

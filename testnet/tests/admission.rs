@@ -71,7 +71,7 @@ async fn assert_refused(
     let intruding_official = official(Country::Fi, &[Role::RequestHandler]);
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     intruder
-        .set_authority_route(finn.authority, fi.address())
+        .set_authority_route(imi_protocol::Party::of(&finn), fi.address())
         .await?;
     let case = CaseId::new();
     let draft = Request::draft(

@@ -22,10 +22,16 @@ async fn two_countries() -> anyhow::Result<(Testnet, imi_protocol::Actor, imi_pr
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler, Role::Allocator]);
     for node in &net.nodes {
-        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
-            .await?;
-        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
-            .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&finn),
+            net.node(Country::Fi).address(),
+        )
+        .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&portuguese),
+            net.node(Country::Pt).address(),
+        )
+        .await?;
     }
     Ok((net, finn, portuguese))
 }
@@ -262,8 +268,11 @@ async fn every_recipient_of_an_alert_sees_every_acknowledgement() -> anyhow::Res
     );
     for node in &net.nodes {
         for actor in [&finn, &portuguese, &spaniard] {
-            node.set_authority_route(actor.authority, net.node(actor.country).address())
-                .await?;
+            node.set_authority_route(
+                imi_protocol::Party::of(actor),
+                net.node(actor.country).address(),
+            )
+            .await?;
         }
     }
     let fi = net.node(Country::Fi);
@@ -330,7 +339,8 @@ async fn a_drill_request_that_cannot_be_sent_leaves_no_draft_behind() -> anyhow:
     let net = Testnet::builder().countries([Country::Fi]).start().await?;
     let fi = net.node(Country::Fi);
     let finn = official(Country::Fi, &[Role::RequestHandler]);
-    fi.set_authority_route(finn.authority, fi.address()).await?;
+    fi.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
+        .await?;
     let nowhere = official(Country::Se, &[Role::RequestHandler]);
     let case = CaseId::new();
     let draft = Request::draft(

@@ -177,7 +177,13 @@ fn route(bin: &Path, node: &Proc, authority: AuthorityId, to: &str) -> Result<()
     let out = Command::new(bin)
         .args(["route", "--config"])
         .arg(&node.config)
-        .args(["authority", &authority.to_string(), to])
+        // An authority is routed by its country and id, to a node of its country.
+        .args([
+            "authority",
+            to.split('/').next().unwrap_or(to),
+            &authority.to_string(),
+            to,
+        ])
         .output()?;
     ensure!(
         out.status.success(),

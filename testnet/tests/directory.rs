@@ -12,12 +12,19 @@ use automerge::sync::{ChunkList, Message, MessageVersion};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ReadDoc, Value};
 use common::WAIT;
+use imi_node::cases::CaseState;
+use imi_node::delivery::{self, Direction};
 use imi_node::directory::{
     DirectoryChange, DocSync, Helpdesk, HelpdeskContact, PublishedAuthority, Register, SignedHeads,
     SyncBatch,
 };
+use imi_node::index::authority_search_id;
 use imi_node::net::AppProtocol;
-use imi_protocol::{Country, Language};
+use imi_node::routes::RouteKey;
+use imi_protocol::{
+    AuthorityId, CaseAction, CaseId, Content, Country, Language, Party, Request, RequestAction,
+    Role, Timestamp,
+};
 use imi_testnet::{Testnet, sample_authorities, wait_until};
 
 /// Warnings of the directory, kept to check what was logged.
@@ -133,7 +140,7 @@ async fn concurrent_edits_converge_and_a_returning_node_catches_up() -> anyhow::
         );
     }
     // The two concurrent edits of the same German entry both survive.
-    let merged = de2.directory().authority(shared.id).unwrap();
+    let merged = de2.directory().authority(Country::De, shared.id).unwrap();
     assert_eq!(merged.names[&Language::De], "Landesprüfungsamt Berlin");
     assert_eq!(merged.contact.city.as_deref(), Some("Potsdam"));
     // Routing: the directory says which node serves each authority.
@@ -142,7 +149,9 @@ async fn concurrent_edits_converge_and_a_returning_node_catches_up() -> anyhow::
         .directory()
         .authorities_of(Country::Pt);
     assert_eq!(
-        net.node(Country::Fi).directory().node_of(portuguese[0].id),
+        net.node(Country::Fi)
+            .directory()
+            .node_of(Country::Pt, portuguese[0].id),
         Some(net.node(Country::Pt).address().clone())
     );
     // The Finnish node's feed announced the Portuguese entries.
@@ -193,15 +202,20 @@ async fn concurrent_edits_converge_and_a_returning_node_catches_up() -> anyhow::
         .set_helpdesk(helpdesk.clone())
         .await?;
     net.wait_converged(WAIT).await?;
-    assert_eq!(net.node(Country::Fi).directory().authority(shared.id), None);
+    assert_eq!(
+        net.node(Country::Fi)
+            .directory()
+            .authority(Country::De, shared.id),
+        None
+    );
 
     // Sweden comes back and catches up.
     net.restart(stopped).await?;
     net.wait_connected(WAIT).await?;
     net.wait_converged(WAIT).await?;
     let se = net.node(Country::Se).directory();
-    assert_eq!(se.authority(changed.id), Some(changed));
-    assert_eq!(se.authority(shared.id), None);
+    assert_eq!(se.authority(Country::Pt, changed.id), Some(changed));
+    assert_eq!(se.authority(Country::De, shared.id), None);
     assert_eq!(se.registers_of(Country::De), vec![register]);
     assert_eq!(se.helpdesk(Country::De), Some(helpdesk));
     assert_eq!(se.authorities(), net.nodes[0].directory().authorities());
@@ -369,7 +383,7 @@ async fn a_node_cannot_write_another_countrys_entries_nor_replay_an_old_state() 
     assert!(pt.directory().stats().refused_changes >= 1);
     for node in &net.nodes {
         assert_eq!(
-            names(&node.directory().authority(target.id).unwrap()),
+            names(&node.directory().authority(Country::Pt, target.id).unwrap()),
             genuine_names
         );
     }
@@ -397,7 +411,7 @@ async fn a_node_cannot_write_another_countrys_entries_nor_replay_an_old_state() 
         newer,
         "the newer state is kept"
     );
-    assert_eq!(de.authority(target.id), Some(renamed.clone()));
+    assert_eq!(de.authority(Country::Pt, target.id), Some(renamed.clone()));
 
     // Every refusal was logged, and every node still converges on
     // Portugal's own entries.
@@ -411,7 +425,10 @@ async fn a_node_cannot_write_another_countrys_entries_nor_replay_an_old_state() 
     .await?;
     net.wait_converged(WAIT).await?;
     for node in &net.nodes {
-        assert_eq!(node.directory().authority(target.id), Some(renamed.clone()));
+        assert_eq!(
+            node.directory().authority(Country::Pt, target.id),
+            Some(renamed.clone())
+        );
         assert_eq!(
             node.directory().authorities_of(Country::Pt),
             pt.directory().authorities_of(Country::Pt)
@@ -475,4 +492,221 @@ async fn a_directory_document_is_plain_automerge() -> anyhow::Result<()> {
     let mut again = AutoCommit::load(&doc.save())?;
     assert_eq!(again.get_heads(), doc.get_heads());
     Ok(())
+}
+
+/// The key of the node of `country` in `net` (its certificate binds it).
+fn node_key(net: &Testnet, country: Country) -> ed25519_dalek::SigningKey {
+    let dir = net
+        .federation
+        .nodes
+        .iter()
+        .find(|d| d.address.country == country)
+        .unwrap();
+    ed25519_dalek::SigningKey::from_bytes(&dir.key.secret_seed())
+}
+
+/// A change to `country`'s document, made on `from`'s copy of it, that adds
+/// authority entries with raw fields no honest node would write. Returns
+/// the sync message carrying it and the document's new heads.
+fn raw_entries(
+    net: &Testnet,
+    from: Country,
+    country: Country,
+    entries: &[(AuthorityId, Vec<(&str, String)>)],
+) -> anyhow::Result<(Vec<u8>, Vec<automerge::ChangeHash>)> {
+    let mut doc = AutoCommit::load(&net.node(from).directory().save_document(country))?;
+    let before = doc.get_heads();
+    let (_, authorities) = doc.get(automerge::ROOT, "authorities")?.unwrap();
+    for (id, fields) in entries {
+        let entry = doc.put_object(&authorities, id.to_string(), ObjType::Map)?;
+        doc.put(&entry, "id", id.to_string())?;
+        for (key, value) in fields {
+            doc.put(&entry, *key, value.as_str())?;
+        }
+    }
+    let heads = doc.get_heads();
+    let changes: Vec<Vec<u8>> = doc
+        .get_changes(&before)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let message = Message {
+        heads: heads.clone(),
+        need: vec![],
+        have: vec![],
+        changes: ChunkList::from(changes),
+        flags: None,
+        version: MessageVersion::V1,
+    };
+    Ok((message.encode(), heads))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impostor_entry_cannot_capture_requests() -> anyhow::Result<()> {
+    let logs = captured_logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt, Country::Es])
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let (fi, pt, es) = (
+        net.node(Country::Fi),
+        net.node(Country::Pt),
+        net.node(Country::Es),
+    );
+
+    // Portugal publishes its medical council.
+    let ordem = sample_authorities(Country::Pt, pt.address(), 1).remove(0);
+    pt.directory().upsert_authority(ordem.clone()).await?;
+    net.wait_converged(WAIT).await?;
+
+    // Spain, a certified node, publishes in its own document an entry with
+    // the Ordem's id and name, served by itself…
+    let impostor = PublishedAuthority {
+        country: Country::Es,
+        node: es.address().clone(),
+        ..ordem.clone()
+    };
+    es.directory().upsert_authority(impostor.clone()).await?;
+    // …and, signed with its own key, two entries no honest node writes: one
+    // claiming to be a Portuguese authority served by Spain, one naming the
+    // Portuguese node as its server.
+    let common = |country: &str, node: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("country", country.to_owned()),
+            ("node", node.to_owned()),
+            ("names", json(&ordem.names)),
+            ("competences", json(&ordem.competences)),
+            ("contact", json(&ordem.contact)),
+            ("languages", json(&ordem.languages)),
+        ]
+    };
+    let claims_portugal = AuthorityId::new();
+    let names_pt_node = AuthorityId::new();
+    let (message, heads) = raw_entries(
+        &net,
+        Country::Es,
+        Country::Es,
+        &[
+            (claims_portugal, common("PT", "ES/es-1")),
+            (names_pt_node, common("ES", "PT/pt-1")),
+        ],
+    )?;
+    let held = es.directory().signed_heads(Country::Es).remove(0);
+    let signed = SignedHeads::sign(
+        Country::Es,
+        &heads,
+        held.counter + 1_000,
+        &node_key(&net, Country::Es),
+        held.chain,
+    );
+    send(
+        &net,
+        Country::Es,
+        "FI/fi-1",
+        &batch_for(Country::Es, vec![signed], Some(message)),
+    )
+    .await?;
+    net.wait_converged(WAIT).await?;
+
+    // Finland holds Spain's document as Spain wrote it, but reads the
+    // Ordem only from Portugal's, and the entries that claim Portugal or its
+    // node not at all. Each refusal is logged with its reason.
+    let directory = fi.directory();
+    assert_eq!(
+        directory.authority(Country::Pt, ordem.id),
+        Some(ordem.clone())
+    );
+    assert_eq!(
+        directory.node_of(Country::Pt, ordem.id),
+        Some(pt.address().clone())
+    );
+    assert_eq!(directory.authority(Country::Es, ordem.id), Some(impostor));
+    for id in [claims_portugal, names_pt_node] {
+        assert_eq!(directory.authority(Country::Es, id), None);
+        assert_eq!(directory.authority(Country::Pt, id), None);
+    }
+    wait_until(
+        "the refusals to be logged with their reasons",
+        WAIT,
+        || async {
+            logged(&logs, "it claims to be an authority of PT")
+                && logged(&logs, "it names PT/pt-1, a node of another country")
+                && logged(&logs, "directory entry refused as PT's authority")
+        },
+    )
+    .await?;
+    // Its routes and its search keep the two authorities apart.
+    let ordem_party = Party {
+        authority: ordem.id,
+        country: Country::Pt,
+    };
+    wait_until("the routes of both entries", WAIT, || async {
+        fi.route(RouteKey::Authority(Party {
+            country: Country::Es,
+            ..ordem_party
+        }))
+        .unwrap()
+        .is_some()
+    })
+    .await?;
+    assert_eq!(
+        fi.route(RouteKey::Authority(ordem_party))?,
+        Some(pt.address().clone())
+    );
+    let name = ordem.names.values().next().unwrap().clone();
+    let both = imi_search::Filters {
+        countries: vec![Country::Pt, Country::Es],
+        ..imi_search::Filters::default()
+    };
+    wait_until("both entries to be searchable", WAIT, || async {
+        let query = imi_search::Query::new(&name, Language::Pt).with_filters(both.clone());
+        let hits = fi.search().search(query).await.unwrap().hits;
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        ids.contains(&authority_search_id(Country::Pt, ordem.id).as_str())
+            && ids.contains(&authority_search_id(Country::Es, ordem.id).as_str())
+    })
+    .await?;
+
+    // A Finnish official sends the Ordem a request: it reaches Portugal,
+    // and Spain gets nothing.
+    let finn = common::official(Country::Fi, &[Role::RequestHandler]);
+    fi.set_authority_route(Party::of(&finn), fi.address())
+        .await?;
+    let case = CaseId::new();
+    let draft = Request::draft(
+        case,
+        &finn,
+        "professional-qualifications",
+        ordem_party,
+        Timestamp::from_millis(0),
+    )?;
+    fi.create(CaseState::Request(draft), finn.clone()).await?;
+    fi.act(
+        case,
+        finn,
+        CaseAction::Request(RequestAction::Send {
+            reply_by: common::in_days(14),
+        }),
+        Content::default(),
+    )
+    .await?;
+    wait_until("the request to reach Portugal", WAIT, || async {
+        common::status(pt, case).as_deref() == Some("sent")
+    })
+    .await?;
+    let sent = delivery::case_messages(fi.store(), case)?;
+    assert!(!sent.is_empty());
+    for message in &sent {
+        assert_eq!(message.direction, Direction::Outbound);
+        assert_eq!(&message.peer, pt.address());
+    }
+    assert!(es.case(case)?.is_none());
+    assert!(delivery::case_messages(es.store(), case)?.is_empty());
+    Ok(())
+}
+
+/// JSON text of a directory field, as the documents hold it.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
 }

@@ -26,9 +26,9 @@ async fn a_flood_of_unadmitted_streams_neither_stops_admitted_nodes_nor_fills_me
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in [fi, pt] {
-        node.set_authority_route(finn.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
             .await?;
-        node.set_authority_route(portuguese.authority, pt.address())
+        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
             .await?;
     }
     let pt_index = net

@@ -26,9 +26,9 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     // The directory says which node serves which authority.
     for node in [fi, pt] {
-        node.set_authority_route(finn.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
             .await?;
-        node.set_authority_route(portuguese.authority, pt.address())
+        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
             .await?;
     }
 
@@ -236,10 +236,16 @@ async fn a_recipient_that_was_down_receives_everything_when_it_returns() -> anyh
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in &net.nodes {
-        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
-            .await?;
-        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
-            .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&finn),
+            net.node(Country::Fi).address(),
+        )
+        .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&portuguese),
+            net.node(Country::Pt).address(),
+        )
+        .await?;
     }
     let stopped = net.stop(Country::Pt).await?;
     let mut cases = Vec::new();
@@ -276,7 +282,7 @@ async fn the_sender_sees_why_the_recipient_rejected_a_message() -> anyhow::Resul
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let stranger = official(Country::Pt, &[Role::RequestHandler]);
     // Finland believes Portugal serves this authority; Portugal does not know it.
-    fi.set_authority_route(stranger.authority, pt.address())
+    fi.set_authority_route(imi_protocol::Party::of(&stranger), pt.address())
         .await?;
     let case = send_request(fi, &finn, &stranger).await?;
     wait_until("the receipt", WAIT, || async {
@@ -312,9 +318,9 @@ async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in [fi, pt] {
-        node.set_authority_route(finn.authority, fi.address())
+        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
             .await?;
-        node.set_authority_route(portuguese.authority, pt.address())
+        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
             .await?;
     }
     // Both protocols busy at once, in both directions.
@@ -348,10 +354,16 @@ async fn route_both(
     portuguese: &imi_protocol::Actor,
 ) -> anyhow::Result<()> {
     for node in &net.nodes {
-        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
-            .await?;
-        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
-            .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(finn),
+            net.node(Country::Fi).address(),
+        )
+        .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(portuguese),
+            net.node(Country::Pt).address(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -493,8 +505,9 @@ async fn a_rejected_step_is_kept_on_both_sides_and_can_be_sent_again() -> anyhow
     let pt = net.node(Country::Pt);
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    fi.set_authority_route(finn.authority, fi.address()).await?;
-    fi.set_authority_route(portuguese.authority, pt.address())
+    fi.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
+        .await?;
+    fi.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
         .await?;
     // Portugal does not know yet that it serves this authority.
     let case = send_request(fi, &finn, &portuguese).await?;
@@ -518,7 +531,7 @@ async fn a_rejected_step_is_kept_on_both_sides_and_can_be_sent_again() -> anyhow
     assert!(pt.case(case)?.is_none());
 
     // Once Portugal serves the authority, the step is sent again.
-    pt.set_authority_route(portuguese.authority, pt.address())
+    pt.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
         .await?;
     let id = imi_protocol::peek_header(&first.envelope)?.id;
     let again = fi.resend(id).await?;

@@ -38,10 +38,16 @@ async fn bench() -> anyhow::Result<Bench> {
     let finn = official(Country::Fi, &[Role::RequestHandler]);
     let portuguese = official(Country::Pt, &[Role::RequestHandler]);
     for node in &net.nodes {
-        node.set_authority_route(finn.authority, net.node(Country::Fi).address())
-            .await?;
-        node.set_authority_route(portuguese.authority, net.node(Country::Pt).address())
-            .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&finn),
+            net.node(Country::Fi).address(),
+        )
+        .await?;
+        node.set_authority_route(
+            imi_protocol::Party::of(&portuguese),
+            net.node(Country::Pt).address(),
+        )
+        .await?;
     }
     Ok(Bench {
         net,

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use common::*;
 use imi_node::cases::CaseState;
 use imi_node::directory::PublishedAuthority;
+use imi_node::index::authority_search_id;
 use imi_protocol::{
     AuthorityId, AuthorityStatus, CaseAction, CaseId, Competence, Contact, Content, Country,
     Language, Request, RequestAction, Role, Timestamp,
@@ -69,7 +70,7 @@ async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyh
     .await?;
     let results = fi.search().find("lääkäri Portugali", Language::Fi).await?;
     let found = results.hits.first().map(|h| h.id.clone());
-    assert_eq!(found, Some(ordem.id.to_string()));
+    assert_eq!(found, Some(authority_search_id(Country::Pt, ordem.id)));
 
     // She sends the request; the directory tells her node where it goes.
     let finn = official(Country::Fi, &[Role::RequestHandler]);
@@ -87,7 +88,8 @@ async fn a_finnish_official_finds_the_portuguese_authority_and_asks_it() -> anyh
     )?;
     fi.create(CaseState::Request(draft), finn.clone()).await?;
     // The Finnish node serves the Finnish authority.
-    fi.set_authority_route(finn.authority, fi.address()).await?;
+    fi.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
+        .await?;
     let step = CaseAction::Request;
     fi.act(
         case,
@@ -149,11 +151,27 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
         },
         languages: [Language::Pt].into(),
     };
-    // Registered but not yet approved: not in the directory.
-    let record = admin.register_authority(None, draft, None).await?;
+    // Registered but not yet approved: not in the directory. Another
+    // authority, registered and approved after it, is published after it
+    // would have been: once that one is in Finland, the first would be too.
+    let record = admin.register_authority(None, draft.clone(), None).await?;
     let id = record.authority.id;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(fi.directory().authority(id).is_none());
+    let mut later = draft;
+    later
+        .names
+        .insert(Language::Pt, "Ordem dos Farmacêuticos".to_owned());
+    later.competences[0].professions = ["pharmacist".parse()?].into();
+    let later = admin
+        .register_authority(None, later, None)
+        .await?
+        .authority
+        .id;
+    admin.approve_authority(&coordinator, later).await?;
+    wait_until("the later authority to reach Finland", WAIT, || async {
+        fi.directory().authority(Country::Pt, later).is_some()
+    })
+    .await?;
+    assert!(fi.directory().authority(Country::Pt, id).is_none());
 
     admin.approve_authority(&coordinator, id).await?;
     let query = "sairaanhoitaja Portugali"; // "nurse Portugal" in Finnish
@@ -162,7 +180,10 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
         WAIT,
         || async {
             let results = fi.search().find(query, Language::Fi).await.unwrap();
-            results.hits.first().is_some_and(|h| h.id == id.to_string())
+            results
+                .hits
+                .first()
+                .is_some_and(|h| h.id == authority_search_id(Country::Pt, id))
         },
     )
     .await?;
@@ -175,8 +196,11 @@ async fn an_approved_authority_is_found_abroad_and_a_deactivated_one_disappears(
         WAIT,
         || async {
             let results = fi.search().find(query, Language::Fi).await.unwrap();
-            fi.directory().authority(id).is_none()
-                && !results.hits.iter().any(|h| h.id == id.to_string())
+            fi.directory().authority(Country::Pt, id).is_none()
+                && !results
+                    .hits
+                    .iter()
+                    .any(|h| h.id == authority_search_id(Country::Pt, id))
         },
     )
     .await?;
@@ -199,7 +223,10 @@ async fn a_country_publishing_hundreds_of_authorities_at_once_is_searchable_abro
     let name = last.names.values().next().expect("a name").clone();
     let results = fi.search().find(&name, Language::Fi).await?;
     assert!(
-        results.hits.iter().any(|h| h.id == last.id.to_string()),
+        results
+            .hits
+            .iter()
+            .any(|h| h.id == authority_search_id(Country::Pt, last.id)),
         "{name} not found in Finland"
     );
     Ok(())

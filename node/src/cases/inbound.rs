@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::routes::{authority_route_key, country_route_key};
-use super::{CASES, CaseRecord, ROUTES, encode, read_case, resolver, seal_outgoing, write_case};
+use super::{CASES, CaseRecord, encode, read_case, resolver, seal_outgoing, write_case};
 use crate::delivery::{Inbound, Rejection};
 use crate::node::Outlet;
+use crate::routes::{self, ROUTES, RouteKey};
 use crate::store::StoreError;
 
 /// Log entries waiting to be sealed for other holders: `u64` → [`FanOut`].
@@ -68,18 +68,16 @@ impl CaseApp {
     {
         // Only a route to this very authority or country counts here, not
         // the fallback to a country's node that sending uses.
-        let me = self.me.to_string();
-        let is_me = |key: Vec<u8>| {
-            routes
-                .get(key.as_slice())
+        let is_me = |key: RouteKey| {
+            routes::lookup(routes, key)
                 .ok()
                 .flatten()
-                .is_some_and(|v| v.value() == me)
+                .is_some_and(|node| node == self.me)
         };
         record.state().holders().iter().any(|d| match d {
-            Destination::Authority(party) => is_me(authority_route_key(party.authority)),
+            Destination::Authority(party) => is_me(RouteKey::Authority(*party)),
             Destination::Country(country) => {
-                *country == self.me.country && is_me(country_route_key(*country))
+                *country == self.me.country && is_me(RouteKey::Country(*country))
             }
         })
     }

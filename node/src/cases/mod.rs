@@ -19,7 +19,6 @@
 //!   the same write as the case ([`tasks`]).
 
 mod inbound;
-mod routes;
 pub mod tasks;
 
 use std::collections::BTreeMap;
@@ -35,10 +34,9 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 pub use self::inbound::CaseApp;
-pub(crate) use self::routes::{ROUTES, set_routes};
-pub use self::routes::{RouteKey, set_route_offline};
 use crate::delivery::{self, Queued, now_ms};
 use crate::node::Node;
+use crate::routes::{self, ROUTES};
 use crate::store::StoreError;
 
 /// Cases: case id → [`CaseRecord`].
@@ -150,16 +148,6 @@ impl CaseRecord {
         }));
         history
     }
-
-    /// The node that spoke for each authority in this case's log.
-    fn speaker(&self, authority: imi_protocol::AuthorityId) -> Option<NodeAddress> {
-        self.replica
-            .log()
-            .iter()
-            .rev()
-            .find(|e| e.step.actor.authority == authority)
-            .map(|e| e.node.clone())
-    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -182,7 +170,7 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     }
     tx.delete_table(CASES_BEFORE_SEQUENCER)?;
     tx.open_table(CASES)?;
-    tx.open_table(ROUTES)?;
+    routes::create_tables(tx)?;
     tasks::create_tables(tx)?;
     inbound::create_tables(tx)?;
     Ok(())
@@ -266,27 +254,26 @@ pub(crate) fn resolver<'a, T>(
 where
     T: ReadableTable<&'static [u8], &'static str>,
 {
-    move |destination: &Destination| {
-        let lookup = |key: Vec<u8>| -> Option<NodeAddress> {
-            routes
-                .get(key.as_slice())
-                .ok()
-                .flatten()
-                .and_then(|v| v.value().parse().ok())
-        };
-        match destination {
-            // The authority that wrote the case is served by its sequencer.
-            Destination::Authority(party)
-                if record.is_some_and(|r| r.replica.initial().originator() == *party) =>
-            {
-                record.map(|r| r.replica.sequencer().clone())
-            }
-            Destination::Authority(party) => record
-                .and_then(|r| r.speaker(party.authority))
-                .or_else(|| lookup(routes::authority_route_key(party.authority)))
-                .or_else(|| lookup(routes::country_route_key(party.country))),
-            Destination::Country(country) => lookup(routes::country_route_key(*country)),
+    // The node that spoke for each authority in the case's log.
+    let known: BTreeMap<imi_protocol::AuthorityId, NodeAddress> = record
+        .map(|r| {
+            r.replica
+                .log()
+                .iter()
+                .map(|e| (e.step.actor.authority, e.node.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    move |destination: &Destination| match destination {
+        // The authority that wrote the case is served by its sequencer.
+        Destination::Authority(party)
+            if record.is_some_and(|r| r.replica.initial().originator() == *party) =>
+        {
+            record
+                .map(|r| r.replica.sequencer().clone())
+                .filter(|node| node.country == party.country)
         }
+        _ => routes::resolve(routes, &known, destination).ok().flatten(),
     }
 }
 

@@ -26,9 +26,14 @@ const MAX_VOUCHED: usize = 100_000;
 const MAX_INCREMENTS: u32 = 32;
 /// Bytes of incremental saves kept before the document is saved whole again.
 const MAX_INCREMENT_BYTES: usize = 1024 * 1024;
-/// How long the changes of a peer that sent changes not vouched for are
-/// ignored, for that document.
+/// How long the changes of a peer that sent changes no signature can vouch
+/// for (proof of forgery) are ignored, for that document.
 const QUARANTINE: Duration = Duration::from_secs(30);
+/// How long a change no signature vouches for yet is held back, waiting for
+/// the signed heads that cover it.
+const HOLD_FOR: Duration = Duration::from_secs(60);
+/// Most bytes of changes held back per document.
+const MAX_HELD_BYTES: usize = 32 * 1024 * 1024;
 /// How long a fresh document waits for the peer it is pulled from before
 /// asking another.
 const PULL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,14 +80,22 @@ struct PeerSync {
     refused_until: Option<Instant>,
 }
 
+/// A change waiting for the signed heads that cover it.
+struct HeldChange {
+    change: automerge::Change,
+    since: Instant,
+}
+
 /// What became of the changes of a received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     /// All vouched for (or none carried).
     Accepted,
-    /// Part of their history is missing; the rest is asked for again.
+    /// Part of their history is missing, or the signed heads that cover
+    /// them are still on their way: held back, and asked for again.
     Incomplete,
-    /// Changes no signature of the country vouches for.
+    /// Changes no signature of the country can vouch for: the peer holds
+    /// no signed heads we lack, and we have every change of those we hold.
     Refused,
 }
 
@@ -109,6 +122,14 @@ pub(crate) struct CountryDoc {
     /// Changes a valid signature vouches for (as dependencies of vouched
     /// changes) that have not arrived yet.
     vouched: HashSet<ChangeHash>,
+    /// Changes received before any signature we hold vouched for them,
+    /// while signed heads that may cover them are on their way.
+    held: HashMap<ChangeHash, HeldChange>,
+    held_bytes: usize,
+    /// Signers whose signed heads for this document were refused (not
+    /// certified for its country, bad signature): their counters say
+    /// nothing about signatures on their way.
+    refused_signers: HashSet<[u8; 32]>,
     peers: HashMap<String, PeerSync>,
     /// Counts this node's own edits.
     local_epoch: u64,
@@ -183,6 +204,9 @@ impl CountryDoc {
                 .map(|s| (s.signer, s))
                 .collect(),
             vouched: HashSet::new(),
+            held: HashMap::new(),
+            held_bytes: 0,
+            refused_signers: HashSet::new(),
             peers: HashMap::new(),
             local_epoch: 0,
             pulling: None,
@@ -442,12 +466,16 @@ impl CountryDoc {
                 }
                 Err(refused) => {
                     stats.refused_signatures.fetch_add(1, Ordering::Relaxed);
+                    if self.refused_signers.len() >= MAX_SIGNERS * 16 {
+                        self.refused_signers.clear();
+                    }
+                    self.refused_signers.insert(signer);
                     warn!(%peer, %country, reason = %refused, "signed heads refused");
                 }
             }
         }
         let Some(bytes) = sync.message else {
-            return Received::default();
+            return self.release_held(ops);
         };
         let mut message = match Message::decode(&bytes) {
             Ok(message) => message,
@@ -467,7 +495,13 @@ impl CountryDoc {
             debug!(%peer, %country, "changes of a quarantined peer ignored");
             message.changes = ChunkList::empty();
         }
-        let (message, verdict, replacement) = self.admit_changes(peer, message, stats);
+        let (mut message, verdict, replacement) = self.admit_changes(peer, message, stats);
+        let released = self.take_covered_held();
+        if !released.is_empty() {
+            let mut changes: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
+            changes.extend(released.into_iter().map(|c| c.raw_bytes().to_vec()));
+            message.changes = ChunkList::from(changes);
+        }
         let before = self.doc.get_heads();
         let entry = self.peers.entry(peer.to_owned()).or_default();
         entry.fresh = true;
@@ -503,6 +537,132 @@ impl CountryDoc {
         Received {
             applied: Some(Applied { patches }),
         }
+    }
+
+    /// Applies the held-back changes that signed heads now vouch for (after
+    /// a message that brought signatures but no changes).
+    fn release_held(&mut self, ops: &mut Vec<PersistOp>) -> Received {
+        let released = self.take_covered_held();
+        if released.is_empty() {
+            return Received::default();
+        }
+        let before = self.doc.get_heads();
+        let mut log = PatchLog::active();
+        if let Err(err) = self.doc.apply_changes_log_patches(released, &mut log) {
+            warn!(country = %self.country, error = %err, "held-back changes could not be applied");
+            return Received::default();
+        }
+        if self.doc.get_heads() == before {
+            return Received::default();
+        }
+        self.learn_applied(&before);
+        self.persist_changes(ops);
+        let patches = self.doc.make_patches(&mut log);
+        Received {
+            applied: Some(Applied {
+                patches: Some(patches),
+            }),
+        }
+    }
+
+    /// Takes out of the held-back changes those that signed heads (or
+    /// vouched hashes) now reach, and forgets those held too long.
+    fn take_covered_held(&mut self) -> Vec<automerge::Change> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let mut stack: Vec<ChangeHash> = self
+            .sigs
+            .values()
+            .flat_map(|s| s.change_hashes())
+            .chain(self.vouched.iter().copied())
+            .filter(|h| self.held.contains_key(h))
+            .collect();
+        let mut covered = HashSet::new();
+        let mut missing = Vec::new();
+        while let Some(hash) = stack.pop() {
+            if !covered.insert(hash) {
+                continue;
+            }
+            let Some(held) = self.held.get(&hash) else {
+                continue;
+            };
+            for dep in held.change.deps() {
+                if self.held.contains_key(dep) {
+                    stack.push(*dep);
+                } else if !self.known.contains(dep) {
+                    missing.push(*dep);
+                }
+            }
+        }
+        self.vouch(missing);
+        let held = &self.held;
+        let ready = ready(&covered, &self.known, |hash| {
+            held.get(hash).map_or(&[], |h| h.change.deps())
+        });
+        let mut released = Vec::with_capacity(ready.len());
+        for hash in ready {
+            if let Some(held) = self.held.remove(&hash) {
+                self.held_bytes -= held.change.raw_bytes().len();
+                released.push(held.change);
+            }
+        }
+        let before = self.held.len();
+        let known = &self.known;
+        self.held
+            .retain(|hash, held| held.since.elapsed() < HOLD_FOR && !known.contains(hash));
+        if self.held.len() != before {
+            self.held_bytes = self.held.values().map(|h| h.change.raw_bytes().len()).sum();
+            debug!(country = %self.country, dropped = before - self.held.len(), "held-back changes no signature vouched for in time dropped");
+        }
+        if !released.is_empty() {
+            debug!(country = %self.country, changes = released.len(), "held-back changes released by their signed heads");
+        }
+        released
+    }
+
+    /// Holds `change` back until signed heads vouch for it.
+    fn hold(&mut self, change: automerge::Change) {
+        let hash = change.hash();
+        let size = change.raw_bytes().len();
+        if self.held.contains_key(&hash) || self.held_bytes + size > MAX_HELD_BYTES {
+            return;
+        }
+        self.held_bytes += size;
+        self.held.insert(
+            hash,
+            HeldChange {
+                change,
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// Whether signed heads that may vouch for changes we cannot place yet
+    /// are on their way: a signature we hold names heads we do not have, a
+    /// vouched history is still arriving, or `peer` holds signed heads
+    /// newer than ours (of a signer not refused here).
+    fn awaiting_signatures(&self, peer: &str) -> bool {
+        if !self.vouched.is_empty() {
+            return true;
+        }
+        if self
+            .sigs
+            .values()
+            .flat_map(|s| s.change_hashes())
+            .any(|h| !self.known.contains(&h))
+        {
+            return true;
+        }
+        self.peers.get(peer).is_some_and(|p| {
+            p.their_counters.iter().any(|(signer, counter)| {
+                !self.refused_signers.contains(signer)
+                    && self
+                        .sigs
+                        .get(signer)
+                        .is_none_or(|held| held.counter < *counter)
+            })
+        })
     }
 
     fn accept_signature(
@@ -565,6 +725,12 @@ impl CountryDoc {
     /// Returns the message to apply, the verdict, and a whole document to
     /// use instead of ours (a first sync, taken as loaded rather than
     /// applied change by change).
+    ///
+    /// A change no signature vouches for yet is held back while signed
+    /// heads that may cover it are on their way (see
+    /// [`CountryDoc::awaiting_signatures`]): relays race, and a change
+    /// often arrives before the signed heads that cover it. Only when none
+    /// can be on their way is it refused and the peer quarantined.
     fn admit_changes(
         &mut self,
         peer: &str,
@@ -597,7 +763,8 @@ impl CountryDoc {
             .map(|c| (c.hash, c.deps.as_slice()))
             .collect();
         // Walk back from every signed head and every vouched hash through
-        // the new changes: what is reached is vouched for.
+        // the new changes (and those held back): what is reached is
+        // vouched for.
         let mut covered: HashSet<ChangeHash> = HashSet::new();
         let mut missing: Vec<ChangeHash> = Vec::new();
         let mut stack: Vec<ChangeHash> = self
@@ -605,26 +772,45 @@ impl CountryDoc {
             .values()
             .flat_map(|s| s.change_hashes())
             .chain(self.vouched.iter().copied())
-            .filter(|h| new.contains_key(h))
+            .filter(|h| new.contains_key(h) || self.held.contains_key(h))
             .collect();
         while let Some(hash) = stack.pop() {
             if !covered.insert(hash) {
                 continue;
             }
-            for dep in new.get(&hash).copied().unwrap_or_default() {
-                if new.contains_key(dep) {
+            let deps: &[ChangeHash] = match new.get(&hash) {
+                Some(deps) => deps,
+                None => self.held.get(&hash).map_or(&[], |h| h.change.deps()),
+            };
+            for dep in deps {
+                if new.contains_key(dep) || self.held.contains_key(dep) {
                     stack.push(*dep);
                 } else if !self.known.contains(dep) {
                     missing.push(*dep);
                 }
             }
         }
+        let uncovered = new.keys().filter(|h| !covered.contains(*h)).count();
+        // Some changes are not vouched for. If every dependency is present
+        // the message is complete; otherwise the rest of the history may
+        // still be on its way.
+        let complete = new.values().all(|deps| {
+            deps.iter()
+                .all(|d| new.contains_key(d) || self.known.contains(d) || self.held.contains_key(d))
+        });
+        // Only changes whose whole history is here go to the document (it
+        // would keep the others in a queue of its own, out of our sight).
+        let ready = ready(&covered, &self.known, |hash| match new.get(hash) {
+            Some(deps) => deps,
+            None => self.held.get(hash).map_or(&[], |h| h.change.deps()),
+        });
+        let new_count = new.len();
+        drop(new);
         self.vouch(missing);
-        let uncovered = new.len() - covered.len();
-        if uncovered == 0 {
+        if uncovered == 0 && self.held.is_empty() && ready.len() == covered.len() {
             stats
                 .accepted_changes
-                .fetch_add(new.len() as u64, Ordering::Relaxed);
+                .fetch_add(new_count as u64, Ordering::Relaxed);
             // A first sync of a whole document: take it as loaded.
             if self.known.len() == 1
                 && contents.documents.len() == 1
@@ -638,15 +824,38 @@ impl CountryDoc {
             }
             return (message, Verdict::Accepted, None);
         }
-        // Some changes are not vouched for. If every dependency is present
-        // the message is complete and its sender wrote into a document not
-        // its own (or replays changes nobody signed); otherwise the rest of
-        // the history may still be on its way.
-        let complete = new.values().all(|deps| {
-            deps.iter()
-                .all(|d| new.contains_key(d) || self.known.contains(d))
-        });
-        if complete {
+        let forged = uncovered > 0 && complete && !self.awaiting_signatures(peer);
+        let mut all_changes: Vec<automerge::Change> = contents.change_chunks;
+        for doc in &contents.documents {
+            all_changes.extend(doc.get_changes(&[]));
+        }
+        let mut keep: Vec<Vec<u8>> = Vec::new();
+        for change in all_changes {
+            let hash = change.hash();
+            if self.known.contains(&hash) {
+                continue;
+            }
+            if ready.contains(&hash) {
+                keep.push(change.raw_bytes().to_vec());
+            } else if covered.contains(&hash) || !forged {
+                self.hold(change);
+            }
+        }
+        // Held-back changes ready now go with the message.
+        for hash in &ready {
+            if let Some(held) = self.held.remove(hash) {
+                self.held_bytes -= held.change.raw_bytes().len();
+                keep.push(held.change.raw_bytes().to_vec());
+            }
+        }
+        stats
+            .accepted_changes
+            .fetch_add(keep.len() as u64, Ordering::Relaxed);
+        message.changes = ChunkList::from(keep);
+        if uncovered == 0 && ready.len() == covered.len() {
+            return (message, Verdict::Accepted, None);
+        }
+        if forged {
             stats
                 .refused_changes
                 .fetch_add(uncovered as u64, Ordering::Relaxed);
@@ -657,32 +866,10 @@ impl CountryDoc {
                 quarantine_s = QUARANTINE.as_secs(),
                 "changes not signed by a node of the document's country refused"
             );
-        } else {
-            debug!(%peer, country = %self.country, changes = uncovered, "changes held back until their signed history arrives");
+            return (message, Verdict::Refused, None);
         }
-        let mut keep: Vec<Vec<u8>> = Vec::new();
-        for change in &contents.change_chunks {
-            if covered.contains(&change.hash()) {
-                keep.push(change.raw_bytes().to_vec());
-            }
-        }
-        for doc in &contents.documents {
-            for change in doc.get_changes(&[]) {
-                if covered.contains(&change.hash()) {
-                    keep.push(change.raw_bytes().to_vec());
-                }
-            }
-        }
-        stats
-            .accepted_changes
-            .fetch_add(keep.len() as u64, Ordering::Relaxed);
-        message.changes = ChunkList::from(keep);
-        let verdict = if complete {
-            Verdict::Refused
-        } else {
-            Verdict::Incomplete
-        };
-        (message, verdict, None)
+        debug!(%peer, country = %self.country, unsigned = uncovered, waiting_for_history = covered.len() - ready.len(), "changes held back until their signed heads and history arrive");
+        (message, Verdict::Incomplete, None)
     }
 
     // -----------------------------------------------------------------------
@@ -705,8 +892,11 @@ impl CountryDoc {
             DocKind::Country => {
                 if let Some(authorities) = model::root_map(&self.doc, model::AUTHORITIES) {
                     for (key, obj) in model::entries(&self.doc, &authorities) {
-                        if let Some(entry) = model::read_authority(&self.doc, &obj, &key, country) {
-                            view.authorities.insert(entry.id, entry);
+                        match model::read_authority(&self.doc, &obj, &key, country) {
+                            Ok(entry) => {
+                                view.authorities.insert(entry.id, entry);
+                            }
+                            Err(refused) => log_refused(country, &key, &refused),
                         }
                     }
                 }
@@ -793,8 +983,11 @@ impl CountryDoc {
                 let Ok(id) = key.parse::<AuthorityId>() else {
                     continue;
                 };
-                let read = model::entry(&self.doc, &authorities, key)
-                    .and_then(|obj| model::read_authority(&self.doc, &obj, key, country));
+                let read = model::entry(&self.doc, &authorities, key).and_then(|obj| {
+                    model::read_authority(&self.doc, &obj, key, country)
+                        .map_err(|refused| log_refused(country, key, &refused))
+                        .ok()
+                });
                 match read {
                     Some(entry) => {
                         if view.authorities.get(&id) != Some(&entry) {
@@ -855,6 +1048,42 @@ impl CountryDoc {
         }
         (view, changes)
     }
+}
+
+/// Of the `covered` changes, those whose whole history is `known` or
+/// itself ready (`deps` gives a covered change's dependencies).
+fn ready<'a>(
+    covered: &HashSet<ChangeHash>,
+    known: &HashSet<ChangeHash>,
+    deps: impl Fn(&ChangeHash) -> &'a [ChangeHash],
+) -> HashSet<ChangeHash> {
+    // A change with a dependency that is neither known nor covered is
+    // blocked, and so is everything that depends on it.
+    let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+    let mut blocked: Vec<ChangeHash> = Vec::new();
+    for hash in covered {
+        for dep in deps(hash) {
+            if covered.contains(dep) {
+                dependents.entry(*dep).or_default().push(*hash);
+            } else if !known.contains(dep) {
+                blocked.push(*hash);
+            }
+        }
+    }
+    let mut not_ready: HashSet<ChangeHash> = HashSet::new();
+    while let Some(hash) = blocked.pop() {
+        if not_ready.insert(hash)
+            && let Some(next) = dependents.get(&hash)
+        {
+            blocked.extend(next.iter().copied());
+        }
+    }
+    covered.difference(&not_ready).copied().collect()
+}
+
+/// Logs an entry of `country`'s document that is not read, with the reason.
+fn log_refused(country: Country, key: &str, refused: &model::EntryRefused) {
+    warn!(%country, entry = %key, reason = %refused, "directory entry refused");
 }
 
 /// Which entries the patches touch; `None` when the change is best handled

@@ -53,7 +53,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, warn};
 
 pub use model::{
-    CommissionDirectory, DirectoryChange, Helpdesk, HelpdeskContact, InvalidEntry,
+    CommissionDirectory, DirectoryChange, EntryRefused, Helpdesk, HelpdeskContact, InvalidEntry,
     PublishedAuthority, PublishedRevocationList, Register, RosterEntry,
 };
 pub use signed::{SignatureRefused, SignedHeads};
@@ -372,18 +372,20 @@ impl Directory {
         self.views().values().map(|v| v.authorities.len()).sum()
     }
 
-    /// The published authority `id`, if any.
-    pub fn authority(&self, id: AuthorityId) -> Option<PublishedAuthority> {
-        self.views()
-            .values()
-            .find_map(|v| v.authorities.get(&id).cloned())
+    /// The published authority `id` of `country`, if any: an authority is
+    /// identified by its country and id, and only `country`'s document
+    /// speaks for it.
+    pub fn authority(&self, country: Country, id: AuthorityId) -> Option<PublishedAuthority> {
+        self.view(country).authorities.get(&id).cloned()
     }
 
-    /// The node that serves authority `id`.
-    pub fn node_of(&self, id: AuthorityId) -> Option<NodeAddress> {
-        self.views()
-            .values()
-            .find_map(|v| v.authorities.get(&id).map(|a| a.node.clone()))
+    /// The node that serves authority `id` of `country` (always a node of
+    /// `country`: entries naming another country's node are not read).
+    pub fn node_of(&self, country: Country, id: AuthorityId) -> Option<NodeAddress> {
+        self.view(country)
+            .authorities
+            .get(&id)
+            .map(|a| a.node.clone())
     }
 
     /// The registers of `country`.
@@ -748,10 +750,13 @@ impl Inner {
             .cloned()
             .unwrap_or_default();
         let (view, changes) = doc.update_view(applied, &old);
-        self.views
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(country, Arc::new(view));
+        let view = Arc::new(view);
+        let views = {
+            let mut views = self.views.write().unwrap_or_else(|e| e.into_inner());
+            views.insert(country, view.clone());
+            views.clone()
+        };
+        log_collisions(&views, &view, country, &changes);
         for change in changes {
             if change == DirectoryChange::CommissionChanged {
                 self.apply_revocations();
@@ -870,6 +875,40 @@ impl Inner {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(entry) = lock(&self.peers).get_mut(peer) {
             entry.generation = generation;
+        }
+    }
+}
+
+/// Logs authorities of `country` whose id another country also publishes.
+/// Each stays its own country's authority (views, routes, search and cases
+/// key authorities by country and id), so the entry cannot capture the
+/// other country's requests; the log tells the coordinators.
+fn log_collisions(
+    views: &BTreeMap<Country, Arc<CountryView>>,
+    view: &CountryView,
+    country: Country,
+    changes: &[DirectoryChange],
+) {
+    let check = |entry: &PublishedAuthority| {
+        for (other, other_view) in views {
+            if *other != country && other_view.authorities.contains_key(&entry.id) {
+                warn!(
+                    %country,
+                    authority = %entry.id,
+                    other = %other,
+                    node = %entry.node,
+                    "directory entry refused as {other}'s authority: {country}'s document publishes the id of an authority of {other}; it is routed and found only as {country}'s own"
+                );
+            }
+        }
+    };
+    for change in changes {
+        match change {
+            DirectoryChange::AuthorityUpserted(entry) => check(entry),
+            DirectoryChange::CountryReloaded(c) if *c == country => {
+                view.authorities.values().for_each(check);
+            }
+            _ => {}
         }
     }
 }

@@ -611,33 +611,86 @@ pub(crate) fn entry<R: ReadDoc>(doc: &R, parent: &ObjId, key: &str) -> Option<Ob
 /// Reads the authority in map `obj` (at `key`); `None` if unusable: an
 /// entry of another country than the document's, a node of another
 /// country, a missing or malformed field.
+///
+/// An entry that claims another country than its document's, or names a
+/// node of another country as the one serving it, is refused: a country's
+/// document speaks only for that country's authorities, served by that
+/// country's nodes.
 pub(crate) fn read_authority<R: ReadDoc>(
     doc: &R,
     obj: &ObjId,
     key: &str,
     country: Country,
-) -> Option<PublishedAuthority> {
+) -> Result<PublishedAuthority, EntryRefused> {
     let f = Fields::of(doc, obj);
-    let id: AuthorityId = f.str("id")?.parse().ok()?;
+    let unreadable = EntryRefused::Unreadable;
+    let id: AuthorityId = f
+        .str("id")
+        .and_then(|id| id.parse().ok())
+        .ok_or(unreadable("id"))?;
     if id.to_string() != key {
-        return None;
+        return Err(unreadable("id (not the entry's key)"));
     }
-    let entry_country: Country = f.str("country")?.parse().ok()?;
-    let node: NodeAddress = f.str("node")?.parse().ok()?;
-    if entry_country != country || node.country != country {
-        return None;
+    let claimed: Country = f
+        .str("country")
+        .and_then(|c| c.parse().ok())
+        .ok_or(unreadable("country"))?;
+    if claimed != country {
+        return Err(EntryRefused::ForeignCountry {
+            document: country,
+            claimed,
+        });
     }
-    let mut competences: Vec<Competence> = f.json("competences")?;
+    let node: NodeAddress = f
+        .str("node")
+        .and_then(|n| n.parse().ok())
+        .ok_or(unreadable("node"))?;
+    if node.country != country {
+        return Err(EntryRefused::ForeignNode {
+            document: country,
+            node,
+        });
+    }
+    let mut competences: Vec<Competence> =
+        f.json("competences").ok_or(unreadable("competences"))?;
     competences.sort_by(|a, b| a.area.cmp(&b.area));
-    Some(PublishedAuthority {
+    Ok(PublishedAuthority {
         id,
         country,
-        names: f.json("names")?,
+        names: f.json("names").ok_or(unreadable("names"))?,
         competences,
-        contact: f.json("contact")?,
-        languages: f.json("languages")?,
+        contact: f.json("contact").ok_or(unreadable("contact"))?,
+        languages: f.json("languages").ok_or(unreadable("languages"))?,
         node,
     })
+}
+
+/// Why an entry of a document is not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryRefused {
+    /// A field is missing or does not parse.
+    #[error("its {0} is missing or unreadable")]
+    Unreadable(&'static str),
+    /// The entry claims another country than its document's.
+    #[error(
+        "it claims to be an authority of {claimed}, but only {claimed}'s document speaks for {claimed}'s authorities, not {document}'s"
+    )]
+    ForeignCountry {
+        /// The document's country.
+        document: Country,
+        /// The country the entry claims.
+        claimed: Country,
+    },
+    /// The entry names a node of another country as the one serving it.
+    #[error(
+        "it names {node}, a node of another country, as the node serving an authority of {document}; only nodes of {document} serve {document}'s authorities"
+    )]
+    ForeignNode {
+        /// The document's country.
+        document: Country,
+        /// The node named.
+        node: NodeAddress,
+    },
 }
 
 /// Reads the register in map `obj` (at `key`).
@@ -771,7 +824,7 @@ mod tests {
         let obj = super::entry(&doc, &authorities, &key).unwrap();
         assert_eq!(
             read_authority(&doc, &obj, &key, Country::Pt),
-            Some(entry.clone())
+            Ok(entry.clone())
         );
         // Writing the same entry again makes no change at all.
         let mut tx = doc.transaction();
@@ -779,7 +832,13 @@ mod tests {
         assert_eq!(tx.pending_ops(), 0);
         tx.rollback();
         // An entry read from another country's document is refused.
-        assert_eq!(read_authority(&doc, &obj, &key, Country::Fi), None);
+        assert_eq!(
+            read_authority(&doc, &obj, &key, Country::Fi),
+            Err(EntryRefused::ForeignCountry {
+                document: Country::Fi,
+                claimed: Country::Pt
+            })
+        );
     }
 
     #[test]
@@ -811,7 +870,7 @@ mod tests {
         entry.contact.city = Some("Berlin".into());
         let key = entry.id.to_string();
         let obj = super::entry(&one, &authorities, &key).unwrap();
-        assert_eq!(read_authority(&one, &obj, &key, Country::De), Some(entry));
+        assert_eq!(read_authority(&one, &obj, &key, Country::De), Ok(entry));
     }
 
     #[test]

@@ -14,7 +14,7 @@ const INCREMENTS: TableDefinition<'_, (&str, u64), &[u8]> =
     TableDefinition::new("directory-increments-1");
 /// (country code, signer key) → the latest [`SignedHeads`] of that signer.
 const SIGNATURES: TableDefinition<'_, (&str, &[u8]), &[u8]> =
-    TableDefinition::new("directory-signatures-1");
+    TableDefinition::new("directory-signatures-2");
 
 /// Creates the directory's tables.
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {

@@ -32,7 +32,13 @@ const SIGNER_TTL: Duration = Duration::from_secs(60);
 const DOMAIN: &str = "imi-directory-heads-1";
 
 /// The heads of a country's document, signed by a node of that country.
+///
+/// On the wire (and in the store) it is the signed statement as the signer
+/// made it, its certificate chain and the signature: the signature is
+/// checked over those exact bytes, and the fields below are decoded from
+/// them (never re-encoded to be checked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SignedHeadsWire", into = "SignedHeadsWire")]
 pub struct SignedHeads {
     /// The document's country.
     pub country: Country,
@@ -47,15 +53,63 @@ pub struct SignedHeads {
     pub chain: Vec<Vec<u8>>,
     /// The signature over [`SignedHeads::signed_bytes`].
     pub signature: Vec<u8>,
+    /// The signed statement, as made or received.
+    statement: Vec<u8>,
 }
 
-#[derive(Serialize)]
-struct ToSign<'a> {
-    domain: &'a str,
+/// What is signed: everything but the chain and the signature.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Statement {
+    domain: String,
     country: Country,
     counter: u64,
-    signer: &'a [u8; 32],
-    heads: &'a [[u8; 32]],
+    signer: [u8; 32],
+    heads: Vec<[u8; 32]>,
+}
+
+/// [`SignedHeads`] as sent and stored.
+#[derive(Serialize, Deserialize)]
+struct SignedHeadsWire {
+    statement: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    signature: Vec<u8>,
+}
+
+impl From<SignedHeads> for SignedHeadsWire {
+    fn from(signed: SignedHeads) -> Self {
+        SignedHeadsWire {
+            statement: signed.statement,
+            chain: signed.chain,
+            signature: signed.signature,
+        }
+    }
+}
+
+impl TryFrom<SignedHeadsWire> for SignedHeads {
+    type Error = String;
+
+    fn try_from(wire: SignedHeadsWire) -> Result<Self, Self::Error> {
+        let (statement, rest): (Statement, _) = postcard::take_from_bytes(&wire.statement)
+            .map_err(|e| format!("the signed statement does not decode: {e}"))?;
+        if !rest.is_empty() {
+            return Err("bytes follow the signed statement".into());
+        }
+        if statement.domain != DOMAIN {
+            return Err(format!(
+                "the signed statement is for {:?}, not {DOMAIN:?}",
+                statement.domain
+            ));
+        }
+        Ok(SignedHeads {
+            country: statement.country,
+            heads: statement.heads,
+            counter: statement.counter,
+            signer: statement.signer,
+            chain: wire.chain,
+            signature: wire.signature,
+            statement: wire.statement,
+        })
+    }
 }
 
 impl SignedHeads {
@@ -69,28 +123,48 @@ impl SignedHeads {
     ) -> SignedHeads {
         let mut heads: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
         heads.sort_unstable();
-        let mut signed = SignedHeads {
+        let signer = key.verifying_key().to_bytes();
+        let statement = postcard::to_stdvec(&Statement {
+            domain: DOMAIN.to_owned(),
+            country,
+            counter,
+            signer,
+            heads: heads.clone(),
+        })
+        .expect("signed heads always encode");
+        let signature = key.sign(&statement).to_bytes().to_vec();
+        SignedHeads {
             country,
             heads,
             counter,
-            signer: key.verifying_key().to_bytes(),
+            signer,
             chain,
-            signature: vec![],
-        };
-        signed.signature = key.sign(&signed.signed_bytes()).to_bytes().to_vec();
-        signed
+            signature,
+            statement,
+        }
     }
 
-    /// The exact bytes the signature covers.
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(&ToSign {
-            domain: DOMAIN,
-            country: self.country,
-            counter: self.counter,
-            signer: &self.signer,
-            heads: &self.heads,
-        })
-        .expect("signed heads always encode")
+    /// The exact bytes the signature covers: the statement as the signer
+    /// made it (as received, for signed heads that came from a peer).
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.statement
+    }
+
+    /// Whether the fields say what the signed statement says (they are
+    /// public, so they could have been changed since it was decoded).
+    fn fields_match_statement(&self) -> bool {
+        let Ok((statement, rest)) = postcard::take_from_bytes::<Statement>(&self.statement) else {
+            return false;
+        };
+        rest.is_empty()
+            && statement
+                == Statement {
+                    domain: DOMAIN.to_owned(),
+                    country: self.country,
+                    counter: self.counter,
+                    signer: self.signer,
+                    heads: self.heads.clone(),
+                }
     }
 
     /// The heads as change hashes.
@@ -113,8 +187,14 @@ impl SignedHeads {
             .as_slice()
             .try_into()
             .map_err(|_| SignatureRefused::Malformed("the signature is not 64 bytes".into()))?;
-        key.verify_strict(&self.signed_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| SignatureRefused::BadSignature)
+        key.verify_strict(self.signed_bytes(), &Signature::from_bytes(&bytes))
+            .map_err(|_| SignatureRefused::BadSignature)?;
+        // The signature covers the statement; what is acted upon is the
+        // fields, so they must be the statement's.
+        if !self.fields_match_statement() {
+            return Err(SignatureRefused::BadSignature);
+        }
+        Ok(())
     }
 }
 
@@ -409,6 +489,47 @@ mod tests {
             }
             other => panic!("heads signed by an expired key were taken: {other:?}"),
         }
+    }
+
+    #[test]
+    fn signed_heads_are_verified_over_the_bytes_received() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let heads = [ChangeHash([1; 32]), ChangeHash([2; 32])];
+        let signed = SignedHeads::sign(Country::Pt, &heads, 5, &key, vec![]);
+        let sent = postcard::to_stdvec(&signed).unwrap();
+        let received: SignedHeads = postcard::from_bytes(&sent).unwrap();
+        assert_eq!(received, signed);
+        assert!(received.verify_signature().is_ok());
+        // The statement received is what is checked and kept, byte for byte:
+        // sending it on sends the very same bytes.
+        assert_eq!(received.signed_bytes(), signed.signed_bytes());
+        assert_eq!(postcard::to_stdvec(&received).unwrap(), sent);
+        // A statement signed in another encoding than ours (the heads
+        // unsorted) still verifies, because no re-encoding is checked.
+        let statement = postcard::to_stdvec(&Statement {
+            domain: DOMAIN.into(),
+            country: Country::Pt,
+            counter: 6,
+            signer: key.verifying_key().to_bytes(),
+            heads: vec![[2; 32], [1; 32]],
+        })
+        .unwrap();
+        let wire = SignedHeadsWire {
+            signature: key.sign(&statement).to_bytes().to_vec(),
+            statement,
+            chain: vec![],
+        };
+        let unsorted: SignedHeads =
+            postcard::from_bytes(&postcard::to_stdvec(&wire).unwrap()).unwrap();
+        assert!(unsorted.verify_signature().is_ok());
+        assert_eq!(unsorted.heads, vec![[2; 32], [1; 32]]);
+        // A statement with bytes after it, or for another purpose, does not
+        // decode.
+        let mut trailing = wire;
+        trailing.statement.push(0);
+        assert!(
+            postcard::from_bytes::<SignedHeads>(&postcard::to_stdvec(&trailing).unwrap()).is_err()
+        );
     }
 
     #[test]

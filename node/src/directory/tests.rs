@@ -419,3 +419,112 @@ fn an_honest_relay_of_an_older_signed_state_is_taken_not_quarantined() {
     sync(&mut at_pt, &pt, &mut at_se, &se);
     assert_eq!(at_se.heads(), at_pt.heads());
 }
+
+/// The changes of `doc` since genesis, as a sync message a relay would send.
+fn relayed_changes(doc: &CountryDoc) -> Vec<u8> {
+    let changes: Vec<Vec<u8>> = doc
+        .doc()
+        .get_changes(&[])
+        .into_iter()
+        .skip(1)
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    automerge::sync::Message {
+        heads: doc.heads(),
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(changes),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode()
+}
+
+#[test]
+fn a_change_that_arrives_before_its_signed_heads_is_held_not_quarantined() {
+    let pki = Pki::new(&[Country::Pt, Country::Fi, Country::Se]);
+    let pt = pki.node("PT/pt-1");
+    let se = pki.node("SE/se-1");
+    let mut at_pt = empty(Country::Pt);
+    let mut at_se = empty(Country::Pt);
+    let first = entry(&pt, "Primeira");
+    publish(&mut at_pt, &pt, &first);
+    let signed = at_pt.signatures();
+    let held_by_relay: Vec<([u8; 32], u64)> =
+        signed.iter().map(|s| (s.signer, s.counter)).collect();
+    let refused = |node: &TestNode| {
+        node.stats
+            .refused_changes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // A relay passes Portugal's change on to Sweden; the signed heads that
+    // cover it come in a later message.
+    at_se.receive(
+        "FI/fi-1",
+        1,
+        super::DocSync {
+            country: Country::Pt,
+            known: held_by_relay.clone(),
+            signed: vec![],
+            message: Some(relayed_changes(&at_pt)),
+        },
+        &se.trust,
+        &se.stats,
+        &mut vec![],
+    );
+    assert_eq!(refused(&se), 0, "the relay was treated as a forger");
+    assert!(at_se.read_view().authorities.is_empty(), "applied unsigned");
+    let received = at_se.receive(
+        "FI/fi-1",
+        1,
+        super::DocSync {
+            country: Country::Pt,
+            known: held_by_relay,
+            signed,
+            message: None,
+        },
+        &se.trust,
+        &se.stats,
+        &mut vec![],
+    );
+    assert!(received.applied.is_some());
+    assert_eq!(at_se.heads(), at_pt.heads());
+    assert_eq!(at_se.read_view().authorities.get(&first.id), Some(&first));
+    assert_eq!(refused(&se), 0);
+
+    // Proof of forgery: a change no signature can vouch for (Sweden holds
+    // every change of the signed heads it holds, and the sender claims no
+    // newer ones) is refused.
+    let fi = pki.node("FI/fi-1");
+    let mut forged = empty(Country::Pt);
+    sync(&mut at_pt, &pt, &mut forged, &fi);
+    let mut rogue = entry(&pt, "Falsa");
+    rogue.id = first.id;
+    let mut ops = Vec::new();
+    forged
+        .edit(
+            move |tx| {
+                let authorities = model::root_map(tx, model::AUTHORITIES).unwrap();
+                model::write_authority(tx, &authorities, &rogue)
+            },
+            &fi.key,
+            &fi.chain,
+            &mut ops,
+        )
+        .unwrap();
+    at_se.receive(
+        "FI/fi-1",
+        2,
+        super::DocSync {
+            country: Country::Pt,
+            known: vec![],
+            signed: vec![],
+            message: Some(relayed_changes(&forged)),
+        },
+        &se.trust,
+        &se.stats,
+        &mut vec![],
+    );
+    assert_eq!(refused(&se), 1);
+    assert_eq!(at_se.read_view().authorities.get(&first.id), Some(&first));
+}

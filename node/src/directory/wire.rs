@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::signed::SignedHeads;
 
 /// Version of the batch encoding.
-pub const SYNC_VERSION: u16 = 1;
+pub const SYNC_VERSION: u16 = 2;
 /// Most documents in one batch (30 countries and the Commission).
 pub const MAX_DOCS: usize = 32;
 /// Most signed heads (or counters) per document in one batch.
