@@ -3,7 +3,8 @@
 //! Owns the redb store, the libp2p swarm with admission of certified peers,
 //! store-and-forward delivery of signed envelopes with receipts, replication
 //! of the directory with Automerge, retention and notifications. It must not
-//! render HTML.
+//! render HTML: [`ui`] implements the web layer's interface, and the web
+//! layer renders.
 
 pub mod admin;
 pub mod admission;
@@ -18,4 +19,5 @@ pub mod peers;
 mod publish;
 pub mod status;
 pub mod store;
+pub mod ui;
 pub mod wal;
