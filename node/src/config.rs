@@ -40,6 +40,36 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The officials' web UI (not served when the section is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebConfig>,
+}
+
+/// The officials' web UI.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Where to serve it: a loopback address, behind the operator's HTTPS
+    /// proxy.
+    pub listen: std::net::SocketAddr,
+    /// The address officials open (`https://imi.example.fi`) when a proxy
+    /// serves the UI under another host name.
+    #[serde(default)]
+    pub public_origin: Option<String>,
+    /// Show every page as a training environment.
+    #[serde(default)]
+    pub training: bool,
+    /// The language of the pages when neither the user nor the browser
+    /// chooses one (default: the country's first official language).
+    #[serde(default)]
+    pub default_language: Option<imi_protocol::Language>,
+    /// Minutes after which an unused session ends.
+    #[serde(default = "default_idle_minutes")]
+    pub idle_minutes: u64,
+}
+
+fn default_idle_minutes() -> u64 {
+    30
 }
 
 /// Key and certificate files of a node.
@@ -193,6 +223,21 @@ impl Config {
                     .into(),
             );
         }
+        if let Some(web) = &config.web {
+            if !web.listen.ip().is_loopback() {
+                return Err(format!(
+                    "web.listen {} is not a loopback address: serve the web UI on 127.0.0.1 or ::1 behind your HTTPS proxy (the node does not terminate TLS itself yet)",
+                    web.listen
+                ));
+            }
+            if let Some(origin) = &web.public_origin
+                && !(origin.starts_with("https://") || origin.starts_with("http://"))
+            {
+                return Err(format!(
+                    "web.public_origin {origin:?} is not an origin like https://imi.example.fi"
+                ));
+            }
+        }
         for addr in config.listen.iter().chain(&config.peers) {
             addr.parse::<libp2p::Multiaddr>()
                 .map_err(|err| format!("address {addr:?} is not a valid multiaddr: {err}"))?;
@@ -247,6 +292,15 @@ mod tests {
     fn the_example_configuration_parses() {
         let config = Config::parse(EXAMPLE).expect("example parses");
         assert_eq!(config.country, Country::Fi);
+        assert_eq!(config.web, None, "the web UI is served once configured");
+        // Its commented web section, switched on, is valid too.
+        let with_web = EXAMPLE.replace("# [web]", "[web]").replace(
+            "# listen = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:8080\"",
+        );
+        let web = Config::parse(&with_web).unwrap().web.expect("web section");
+        assert!(web.listen.ip().is_loopback());
+        assert_eq!(web.idle_minutes, 30);
         assert_eq!(
             config,
             Config::parse(&toml::to_string(&config).unwrap()).unwrap()
@@ -264,6 +318,9 @@ mod tests {
         assert!(err.contains("multiaddr"), "{err}");
         let err = Config::parse("country = \"FI\"\nname = \"h\"\ncolour = 1").unwrap_err();
         assert!(err.contains("colour"), "{err}");
+        let err = Config::parse("country = \"FI\"\nname = \"h\"\n[web]\nlisten = \"0.0.0.0:8080\"")
+            .unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
     }
 
     #[test]

@@ -703,6 +703,15 @@ async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
     let address = setup.address.clone();
     let app = Arc::new(CaseApp::new(address.clone()));
     let node = Node::start(setup, app).await?;
+    let ui = match &config.web {
+        Some(web) => {
+            let setup = imi_node::ui::UiSetup::from_config(web, config.country);
+            let ui = imi_node::ui::UiServer::start(&node, setup).await?;
+            info!(url = %ui.url(), "web UI served");
+            Some(ui)
+        }
+        None => None,
+    };
     if let Some(drill) = drill {
         send_drill(&node, &config, drill).await?;
     }
@@ -733,6 +742,9 @@ async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
                 }
             }
         }
+    }
+    if let Some(ui) = ui {
+        ui.stop().await;
     }
     node.shutdown().await;
     Ok(())

@@ -21,6 +21,7 @@
 
 pub mod bench;
 pub mod bench_flood;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
@@ -128,6 +129,7 @@ impl Pki {
                 ..DeliveryConfig::default()
             },
             log: LogConfig::default(),
+            web: None,
         };
         let config_path = dir.join("imi-node.toml");
         std::fs::write(&config_path, toml::to_string(&config)?)?;

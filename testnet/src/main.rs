@@ -255,6 +255,15 @@ async fn up(
         }
         return Err(err);
     }
+    let uis = match serve_uis(&net).await {
+        Ok(uis) => uis,
+        Err(err) => {
+            for node in net.nodes.drain(..) {
+                node.shutdown().await;
+            }
+            return Err(err);
+        }
+    };
     if dir.is_none() {
         say(format_args!(
             "the node directories are removed when the federation stops"
@@ -263,6 +272,9 @@ async fn up(
     say(format_args!("press Ctrl-C to stop"))?;
     tokio::signal::ctrl_c().await?;
     say(format_args!("stopping"))?;
+    for ui in uis {
+        ui.stop().await;
+    }
     for node in net.nodes.drain(..) {
         node.shutdown().await;
     }
@@ -293,6 +305,9 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
             // Real authorities and registers where the demo directory has
             // them, generated ones to fill the country up.
             let (mut real, registers) = imi_testnet::demo_entries(country, node.address())?;
+            // The demo people's authorities are registered through the
+            // node's administration instead (see `serve_uis`).
+            real.retain(|a| !imi_testnet::ui::is_demo_people_authority(a));
             let filler = authorities.saturating_sub(real.len());
             real.extend(imi_testnet::sample_authorities(
                 country,
@@ -351,4 +366,31 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves every node's web UI (a training environment) and creates the demo
+/// people; prints, per country, the address to open and who can sign in.
+async fn serve_uis(net: &Testnet) -> Result<Vec<imi_node::ui::UiServer>> {
+    use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
+    let mut uis = Vec::with_capacity(net.nodes.len());
+    say(format_args!(
+        "web UI of each node (training environment), every account's password is {DEMO_PASSWORD:?}:"
+    ))?;
+    for node in &net.nodes {
+        let people = demo_people(node, "coordinator").await?;
+        let ui = serve_ui(node).await?;
+        say(format_args!(
+            "{:<12} {}  sign in as: coordinator (national-coordinator)",
+            node.address().to_string(),
+            ui.url()
+        ))?;
+        for person in people {
+            say(format_args!(
+                "{:<12}   {} — {}, {}: {}",
+                "", person.login, person.name, person.authority, person.roles
+            ))?;
+        }
+        uis.push(ui);
+    }
+    Ok(uis)
 }

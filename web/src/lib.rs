@@ -1,5 +1,177 @@
-//! The imi web layer.
+//! The imi web layer: the officials' web UI.
 //!
-//! Owns the official's web UI, the public interface and the JSON API. It
-//! reaches the node only through an interface it owns, never through redb or
-//! libp2p types.
+//! Server-rendered pages (askama templates) that work without JavaScript,
+//! with htmx (vendored) as progressive enhancement on real forms; 24 EU
+//! languages with Project Fluent; sign-in, sessions kept in the node's
+//! store, CSRF protection (`Sec-Fetch-Site` / `Origin`), sign-in throttling
+//! and a content security policy without inline script.
+//!
+//! `web` reaches the node only through the interface it owns,
+//! [`NodeInterface`]: it never sees the node's store, links or replication.
+//! The node implements the interface in an adapter and `imi-node run`
+//! composes the two with [`serve`].
+//!
+//! Layout: `interface` (what the node must provide), `error` (the one
+//! error, mapped to HTTP once), `context` (the per-request page context,
+//! error rendering and security headers), `i18n`, `session`, `throttle`,
+//! and `views/` with one module per area of pages.
+//!
+//! ```no_run
+//! # async fn demo(node: std::sync::Arc<dyn imi_web::NodeInterface>) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! imi_web::serve(listener, node, imi_web::WebSettings::default(), std::future::pending()).await
+//! # }
+//! ```
+
+mod context;
+mod error;
+mod i18n;
+mod interface;
+mod session;
+mod throttle;
+mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use imi_protocol::Timestamp;
+use tower_http::csrf::CsrfLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tracing::{info, warn};
+
+pub use context::CONTENT_SECURITY_POLICY;
+pub use error::WebError;
+pub use i18n::{Locales, Tr, from_accept_language, negotiate};
+pub use interface::{
+    AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView, NodeError,
+    NodeInfo, NodeInterface, Official, RegisterView, SearchHit, SearchPage, SearchQuery,
+    StoredSession,
+};
+pub use session::NodeSessions;
+pub use throttle::{Throttle, ThrottleLimits};
+
+/// How the UI is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// The address officials open (`https://imi.example.fi`), when the UI
+    /// sits behind a proxy that rewrites `Host`: trusted for forms, and an
+    /// `https` address makes the session cookie `Secure`.
+    pub public_origin: Option<String>,
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// Sign-in throttling.
+    pub throttle: ThrottleLimits,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            public_origin: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            throttle: ThrottleLimits::default(),
+        }
+    }
+}
+
+/// The settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The public origin is not an origin.
+    #[error(
+        "the public origin {origin:?} is not usable ({reason}); write it like https://imi.example.fi"
+    )]
+    Origin {
+        /// As configured.
+        origin: String,
+        /// Why not.
+        reason: String,
+    },
+}
+
+/// The UI as an axum router, over `node`.
+pub fn router(
+    node: Arc<dyn NodeInterface>,
+    settings: &WebSettings,
+) -> Result<Router, SettingsError> {
+    let secure = settings
+        .public_origin
+        .as_deref()
+        .is_some_and(|o| o.starts_with("https://"));
+    let state = context::AppState {
+        info: node.info(),
+        catalogue: node.catalogue(),
+        locales: Locales::builtin(),
+        throttle: Arc::new(Throttle::new(settings.throttle)),
+        node: Arc::clone(&node),
+        secure,
+    };
+    let mut csrf = CsrfLayer::new();
+    if let Some(origin) = &settings.public_origin {
+        csrf = csrf
+            .add_trusted_origin(origin.trim_end_matches('/'))
+            .map_err(|e| SettingsError::Origin {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    let idle = tower_sessions::cookie::time::Duration::seconds(
+        i64::try_from(settings.idle_timeout.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(60),
+    );
+    let sessions = SessionManagerLayer::new(NodeSessions::new(node))
+        .with_name("imi-session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_expiry(Expiry::OnInactivity(idle));
+    Ok(views::routes()
+        .layer(csrf)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::pages,
+        ))
+        .layer(sessions)
+        .with_state(state))
+}
+
+/// Serves the UI on `listener` until `shutdown` completes; expired
+/// sessions are removed every ten minutes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Arc<dyn NodeInterface>,
+    settings: WebSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(Arc::clone(&node), &settings)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let purge = tokio::spawn(purge_sessions(node));
+    if let Ok(addr) = listener.local_addr() {
+        info!(address = %addr, "web UI listening");
+    }
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    purge.abort();
+    served
+}
+
+async fn purge_sessions(node: Arc<dyn NodeInterface>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        match node.purge_sessions(now).await {
+            Ok(0) => {}
+            Ok(count) => info!(count, "expired web sessions removed"),
+            Err(err) => warn!(error = %err, "expired web sessions not removed"),
+        }
+    }
+}

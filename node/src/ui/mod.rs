@@ -1,0 +1,395 @@
+//! The node's side of the web UI: [`NodeUi`] implements the interface the
+//! `web` crate owns ([`imi_web::NodeInterface`]) over the node's real
+//! administration tables, replicated directory, search index and store.
+//!
+//! Rights are decided from the *stored* account on every call: a
+//! deactivated user, or a user of an authority that is no longer active, is
+//! refused at once, whatever their session says.
+
+mod serve;
+mod sessions;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use imi_protocol::{
+    ALL_AREAS, AuthorityId, AuthorityStatus, Catalogue, Country, Language, Timestamp, UserId,
+};
+use imi_search::{Filters, Query};
+use imi_web::{
+    AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView, NodeError,
+    NodeInfo, NodeInterface, Official, RegisterView, SearchHit, SearchPage, SearchQuery,
+    StoredSession,
+};
+use tracing::warn;
+
+use crate::admin::{Admin, AdminError, Password, SignInError, UserAccount, UserChanges};
+use crate::directory::{Directory, Register};
+use crate::index::DirectorySearch;
+use crate::store::{Store, StoreError};
+
+pub use serve::{UiServer, UiSetup, UiStartError};
+
+/// What the UI shows about the node, beyond what the node itself knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiOptions {
+    /// Pages say this is a training environment.
+    pub training: bool,
+    /// The language of the pages when nothing else chooses one.
+    pub default_language: Language,
+}
+
+/// The web UI's view of a running node.
+#[derive(Clone)]
+pub struct NodeUi {
+    info: NodeInfo,
+    admin: Admin,
+    directory: Directory,
+    search: DirectorySearch,
+    store: Store,
+    catalogue: Arc<Catalogue>,
+}
+
+impl std::fmt::Debug for NodeUi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeUi")
+            .field("node", &self.info.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeUi {
+    /// The UI's view of `node`; creates the sessions table if needed.
+    pub async fn new<I: crate::delivery::Inbound>(
+        node: &crate::node::Node<I>,
+        options: UiOptions,
+    ) -> Result<NodeUi, StoreError> {
+        sessions::create_table(node.store()).await?;
+        Ok(NodeUi {
+            info: NodeInfo {
+                country: node.address().country,
+                address: node.address().to_string(),
+                training: options.training,
+                default_language: options.default_language,
+            },
+            admin: node.admin().clone(),
+            directory: node.directory().clone(),
+            search: node.search().clone(),
+            store: node.store().clone(),
+            catalogue: Arc::new(Catalogue::builtin().clone()),
+        })
+    }
+
+    /// The account, if it may use the UI now.
+    fn usable(&self, account: UserAccount) -> Result<Official, NodeError> {
+        if !account.user.active {
+            return Err(NodeError::Deactivated);
+        }
+        let record = self
+            .admin
+            .authority(account.user.authority)
+            .map_err(admin_error)?;
+        if record.authority.status != AuthorityStatus::Active {
+            return Err(NodeError::AuthorityNotActive);
+        }
+        let user = account.user;
+        Ok(Official {
+            id: user.id,
+            login: user.login,
+            name: user.name,
+            email: user.email,
+            language: user.language,
+            authority: user.authority,
+            authority_names: record.authority.names,
+            areas: record
+                .authority
+                .competences
+                .into_iter()
+                .map(|c| c.area)
+                .collect(),
+            access: user.access,
+            password_set: account.password_set,
+        })
+    }
+
+    fn register_url(&self, country: Country, id: &str) -> Option<String> {
+        self.directory
+            .registers_of(country)
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| r.url)
+    }
+}
+
+fn admin_error(err: AdminError) -> NodeError {
+    match err {
+        AdminError::NotAllowed { action, reason } => {
+            NodeError::NotAllowed(format!("you may not {action}: {reason}"))
+        }
+        AdminError::UnknownAuthority(_) | AdminError::UnknownUser(_) => {
+            NodeError::NotFound(err.to_string())
+        }
+        AdminError::WeakPassword(weak) => NodeError::WeakPassword(weak.to_string()),
+        AdminError::InvalidAuthority(_)
+        | AdminError::InvalidUser(_)
+        | AdminError::DuplicateLogin(_)
+        | AdminError::WrongStatus { .. }
+        | AdminError::Reason(_)
+        | AdminError::AlreadyInitialised => NodeError::Invalid(err.to_string()),
+        AdminError::Hashing(_) | AdminError::Store(_) => NodeError::Unavailable(err.to_string()),
+    }
+}
+
+fn sign_in_error(err: SignInError) -> NodeError {
+    match err {
+        SignInError::WrongCredentials => NodeError::WrongCredentials,
+        SignInError::Deactivated => NodeError::Deactivated,
+        SignInError::AuthorityNotActive(_) => NodeError::AuthorityNotActive,
+        SignInError::Hashing(_) | SignInError::Store(_) => NodeError::Unavailable(err.to_string()),
+    }
+}
+
+fn store_error(err: impl std::fmt::Display) -> NodeError {
+    NodeError::Unavailable(err.to_string())
+}
+
+fn register_view(register: Register) -> RegisterView {
+    RegisterView {
+        id: register.id,
+        country: register.country,
+        names: register.names,
+        url: register.url,
+        areas: register.areas.into_iter().collect(),
+        professions: register.professions.into_iter().collect(),
+        languages: register.languages,
+    }
+}
+
+#[async_trait]
+impl NodeInterface for NodeUi {
+    fn info(&self) -> NodeInfo {
+        self.info.clone()
+    }
+
+    fn catalogue(&self) -> Arc<Catalogue> {
+        Arc::clone(&self.catalogue)
+    }
+
+    async fn sign_in(&self, login: &str, password: &str) -> Result<Official, NodeError> {
+        let account = self
+            .admin
+            .verify_password(login, password)
+            .await
+            .map_err(sign_in_error)?;
+        self.usable(account)
+    }
+
+    async fn official(&self, user: UserId) -> Result<Official, NodeError> {
+        let account = self.admin.user(user).map_err(|err| match err {
+            // A session of a removed account ends like a deactivated one.
+            AdminError::UnknownUser(_) => NodeError::Deactivated,
+            other => admin_error(other),
+        })?;
+        self.usable(account)
+    }
+
+    async fn change_password(
+        &self,
+        user: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<(), NodeError> {
+        let official = self.official(user).await?;
+        let account = self
+            .admin
+            .verify_password(&official.login, current)
+            .await
+            .map_err(sign_in_error)?;
+        let actor = account.user.actor_for(self.info.country, ALL_AREAS);
+        self.admin
+            .set_password(&actor, user, Password::new(new))
+            .await
+            .map_err(admin_error)
+    }
+
+    async fn set_language(&self, user: UserId, language: Language) -> Result<(), NodeError> {
+        let official = self.official(user).await?;
+        let actor = imi_protocol::Actor {
+            user: official.id,
+            authority: official.authority,
+            country: self.info.country,
+            roles: Default::default(),
+        };
+        self.admin
+            .edit_user(
+                &actor,
+                user,
+                UserChanges {
+                    language: Some(language),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(admin_error)
+    }
+
+    async fn search(&self, query: SearchQuery) -> Result<SearchPage, NodeError> {
+        let filters = Filters {
+            countries: query.countries,
+            areas: query.areas,
+            procedures: query.procedures,
+            professions: query.professions,
+            kind: query.kind.map(|kind| match kind {
+                EntryKind::Authority => imi_search::EntryKind::Authority,
+                EntryKind::Register => imi_search::EntryKind::Register,
+            }),
+        };
+        let found = self
+            .search
+            .search(
+                Query::new(query.text, query.language)
+                    .with_filters(filters)
+                    .page(query.offset, query.limit),
+            )
+            .await
+            .map_err(|err| match err {
+                crate::index::IndexError::Search(reason) if reason.contains("page") => {
+                    NodeError::Invalid(reason)
+                }
+                other => store_error(other),
+            })?;
+        let hits = found
+            .hits
+            .into_iter()
+            .map(|hit| {
+                // Search ids name the country: `PT/<id>`, `register:PT/<id>`.
+                let bare = |id: &str| -> String {
+                    let id = id.strip_prefix("register:").unwrap_or(id);
+                    id.split_once('/').map_or(id, |(_, id)| id).to_owned()
+                };
+                let (kind, id, url) = match hit.kind {
+                    imi_search::EntryKind::Authority => (EntryKind::Authority, bare(&hit.id), None),
+                    imi_search::EntryKind::Register => {
+                        let id = bare(&hit.id);
+                        let url = self.register_url(hit.country, &id);
+                        (EntryKind::Register, id, url)
+                    }
+                };
+                SearchHit {
+                    kind,
+                    id,
+                    country: hit.country,
+                    name: hit.display_name,
+                    name_language: hit.display_language,
+                    city: hit.city,
+                    competences: hit.competences.into_iter().map(|c| c.label).collect(),
+                    url,
+                }
+            })
+            .collect();
+        Ok(SearchPage {
+            total: found.total,
+            hits,
+            countries: found.facets.countries,
+            areas: found.facets.areas,
+            countries_in_text: found.countries_in_text,
+        })
+    }
+
+    async fn authority(
+        &self,
+        country: Country,
+        id: AuthorityId,
+    ) -> Result<AuthorityPage, NodeError> {
+        let found = self
+            .directory
+            .authority(country, id)
+            .ok_or_else(|| NodeError::NotFound(format!("authority {id}")))?;
+        Ok(AuthorityPage {
+            id: found.id,
+            country: found.country,
+            names: found.names,
+            competences: found
+                .competences
+                .into_iter()
+                .map(|c| CompetenceView {
+                    area: c.area,
+                    procedures: c.procedures.into_iter().collect(),
+                    professions: c.professions.into_iter().collect(),
+                    other: c.other,
+                })
+                .collect(),
+            contact: found.contact,
+            languages: found.languages,
+            node: found.node.to_string(),
+        })
+    }
+
+    async fn registers(&self, country: Option<Country>) -> Result<Vec<RegisterView>, NodeError> {
+        let registers = match country {
+            Some(country) => self.directory.registers_of(country),
+            None => self.directory.registers(),
+        };
+        Ok(registers.into_iter().map(register_view).collect())
+    }
+
+    async fn helpdesks(&self) -> Result<Vec<HelpdeskView>, NodeError> {
+        Ok(Country::ALL
+            .iter()
+            .filter_map(|country| {
+                let desk = self.directory.helpdesk(*country)?;
+                Some(HelpdeskView {
+                    country: *country,
+                    contacts: desk
+                        .contacts
+                        .into_iter()
+                        .map(|c| HelpdeskContactView {
+                            name: c.name,
+                            email: c.email,
+                            phone: c.phone,
+                            hours: c.hours,
+                            languages: c.languages,
+                        })
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {
+        let store = self.store.clone();
+        let id = id.to_owned();
+        let now = now();
+        tokio::task::spawn_blocking(move || sessions::load(&store, &id, now))
+            .await
+            .map_err(store_error)?
+            .map_err(store_error)
+    }
+
+    async fn save_session(&self, id: &str, session: StoredSession) -> Result<(), NodeError> {
+        sessions::save(&self.store, id, session)
+            .await
+            .map_err(|err| match err {
+                sessions::SessionRefused::Store(err) => store_error(err),
+                refused => {
+                    warn!(error = %refused, "web session refused");
+                    NodeError::Invalid(refused.to_string())
+                }
+            })
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<(), NodeError> {
+        sessions::delete(&self.store, id).await.map_err(store_error)
+    }
+
+    async fn purge_sessions(&self, now: Timestamp) -> Result<usize, NodeError> {
+        sessions::purge(&self.store, now).await.map_err(store_error)
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(std::time::SystemTime::now())
+}

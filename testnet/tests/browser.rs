@@ -1,0 +1,348 @@
+//! The officials' web UI in a real headless Chromium, against real nodes of
+//! a two-country federation: a Finnish official signs in with the pages in
+//! Finnish, searches in Finnish for the Portuguese doctors' authority and
+//! opens its page; a form sent from another origin is refused; axe-core
+//! finds no serious or critical accessibility violation on any page
+//! visited. Screenshots go to `target/tmp/screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`
+//! (`apt-get install -y chromium chromium-driver`; `.ci/run` installs them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator};
+use imi_protocol::{Country, Language};
+use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
+use imi_testnet::{Testnet, free_port, wait_until};
+use serde_json::json;
+
+/// axe-core 4.14 (MPL-2.0), injected into each page to check it.
+const AXE: &str = include_str!("assets/axe.min.js");
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The chromedriver process, ended when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A headless Chromium driven over WebDriver.
+struct Browser {
+    client: Client,
+    shots: PathBuf,
+    // Dropped after the client.
+    _driver: Driver,
+}
+
+impl Browser {
+    /// Starts Chromium with the browser's language set to `accept_language`.
+    async fn start(accept_language: &str) -> Result<Browser> {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            if !Path::new(program).exists() {
+                bail!(
+                    "{program} is missing: the browser tests need Debian's Chromium; install it with `apt-get update && apt-get install -y chromium chromium-driver`"
+                );
+            }
+        }
+        let port = free_port()?;
+        let driver = Driver(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("cannot start chromedriver")?,
+        );
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&shots)?;
+        let address = format!("127.0.0.1:{port}");
+        wait_until(
+            "chromedriver to listen",
+            Duration::from_secs(20),
+            || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+        )
+        .await?;
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,1024",
+                    format!("--lang={accept_language}"),
+                ],
+                "prefs": { "intl.accept_languages": accept_language },
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://{address}"))
+            .await
+            .context("cannot open a Chromium session")?;
+        Ok(Browser {
+            client,
+            shots,
+            _driver: driver,
+        })
+    }
+
+    async fn goto(&self, url: &str) -> Result<()> {
+        Ok(self.client.goto(url).await?)
+    }
+
+    async fn text_of(&self, css: &str) -> Result<String> {
+        let found = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(element) => Ok(element.text().await?),
+            Err(err) => bail!("no {css} on {}: {err}", self.url().await),
+        }
+    }
+
+    async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map_or_else(|e| e.to_string(), |u| u.to_string())
+    }
+
+    async fn html_lang(&self) -> Result<String> {
+        let lang = self
+            .client
+            .execute("return document.documentElement.lang", vec![])
+            .await?;
+        Ok(lang.as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let field = self.client.find(Locator::Css(css)).await?;
+        field.clear().await?;
+        field.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> Result<()> {
+        self.client.find(Locator::Css(css)).await?.click().await?;
+        Ok(())
+    }
+
+    /// Saves a screenshot of the page as `name.png`.
+    async fn screenshot(&self, name: &str) -> Result<()> {
+        let png = self.client.screenshot().await?;
+        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
+    /// Runs axe-core on the page: no serious or critical violation.
+    async fn assert_accessible(&self, page: &str) -> Result<()> {
+        self.client.execute(AXE, vec![]).await?;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] }).then(r => done(
+                   r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' +
+                          v.nodes.map(n => n.target.join(' ')).join(', '))));",
+                vec![],
+            )
+            .await?;
+        let violations: Vec<String> = serde_json::from_value(found)?;
+        ensure!(
+            violations.is_empty(),
+            "axe-core on the {page} page: {violations:#?}"
+        );
+        Ok(())
+    }
+}
+
+/// Signs in on the sign-in page of `ui` as `login`.
+async fn sign_in(browser: &Browser, ui: &str, login: &str) -> Result<()> {
+    browser.goto(&format!("{ui}sign-in")).await?;
+    browser.fill("#login", login).await?;
+    browser.fill("#password", DEMO_PASSWORD).await?;
+    browser
+        .click("form[action='/sign-in'] button[type=submit]")
+        .await?;
+    Ok(())
+}
+
+/// Searches the directory from the search page.
+async fn search(browser: &Browser, text: &str) -> Result<()> {
+    browser.fill("#q", text).await?;
+    browser
+        .click("form.search-form button[type=submit]")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() -> Result<()> {
+    common::logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(common::WAIT).await?;
+    for country in [Country::Fi, Country::Pt] {
+        let node = net.node(country);
+        node.admin()
+            .create_first_coordinator(
+                "coordinator",
+                "National IMI coordinator",
+                "coordinator@imi.test",
+                imi_node::admin::Password::new(DEMO_PASSWORD),
+            )
+            .await?;
+        demo_people(node, "coordinator").await?;
+    }
+    let fi = net.node(Country::Fi);
+    wait_until(
+        "the Finnish node to find the Portuguese doctors' authority",
+        common::WAIT,
+        || async {
+            fi.search()
+                .find("Ordem dos Médicos", Language::Pt)
+                .await
+                .is_ok_and(|r| r.hits.iter().any(|h| h.display_name == "Ordem dos Médicos"))
+        },
+    )
+    .await?;
+    let fi_ui = serve_ui(fi).await?;
+    let pt_ui = serve_ui(net.node(Country::Pt)).await?;
+    let fi_url = fi_ui.url();
+    let browser = Browser::start("fi").await?;
+
+    // The sign-in page speaks the browser's language.
+    browser.goto(&format!("{fi_url}sign-in")).await?;
+    assert_eq!(browser.html_lang().await?, "fi");
+    assert_eq!(browser.text_of("h1").await?, "Kirjaudu sisään");
+    assert!(
+        browser
+            .text_of(".training-banner")
+            .await?
+            .contains("Koulutusympäristö")
+    );
+    browser.screenshot("sign-in").await?;
+    browser.assert_accessible("sign-in").await?;
+
+    // A wrong password: an error summary, and still on the sign-in page.
+    browser.fill("#login", "fi-official").await?;
+    browser.fill("#password", "not the password at all").await?;
+    browser
+        .click("form[action='/sign-in'] button[type=submit]")
+        .await?;
+    assert!(
+        browser
+            .text_of(".error-summary")
+            .await?
+            .contains("Käyttäjätunnus tai salasana on väärin")
+    );
+    browser.screenshot("sign-in-failed").await?;
+    browser.assert_accessible("failed sign-in").await?;
+
+    sign_in(&browser, &fi_url, "fi-official").await?;
+    assert_eq!(
+        browser.text_of("h1").await?,
+        "Hae viranomaisia ja rekistereitä"
+    );
+    assert!(browser.url().await.ends_with("/search"));
+    browser.assert_accessible("search").await?;
+
+    // The seed scenario: "doctor" and "Portugal", in Finnish.
+    search(&browser, "lääkäri Portugali").await?;
+    let link = browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::LinkText("Ordem dos Médicos"))
+        .await
+        .context("the Portuguese doctors' authority is not among the results")?;
+    assert!(browser.text_of("#results-heading").await?.contains("tulos"));
+    browser.screenshot("search-results").await?;
+    browser.assert_accessible("search results").await?;
+
+    link.click().await?;
+    assert_eq!(browser.text_of("h1").await?, "Ordem dos Médicos");
+    let page = browser.text_of("main").await?;
+    assert!(page.contains("Ammattipätevyys"), "area in Finnish: {page}");
+    assert!(page.contains("Lääkäri"), "profession in Finnish: {page}");
+    assert!(page.contains("PT/pt-1"), "the serving node: {page}");
+    browser.screenshot("authority").await?;
+    browser.assert_accessible("authority").await?;
+
+    // The profile shows the official's authority and roles.
+    browser.goto(&format!("{fi_url}profile")).await?;
+    let page = browser.text_of("main").await?;
+    assert!(page.contains("Valvira") && page.contains("Pyyntöjen käsittelijä"));
+    browser.screenshot("profile").await?;
+    browser.assert_accessible("profile").await?;
+
+    // A form on another site posting to the Finnish UI is refused, and
+    // changes nothing. (The UI's own pages could not even send it: their
+    // policy allows forms only to the UI itself.)
+    browser
+        .goto("data:text/html,<!DOCTYPE html><title>elsewhere</title><body></body>")
+        .await?;
+    browser
+        .client
+        .execute(
+            "const form = document.createElement('form');
+             form.method = 'post';
+             form.action = arguments[0] + 'language';
+             for (const [name, value] of [['language', 'pt'], ['back', '/search']]) {
+               const input = document.createElement('input');
+               input.type = 'hidden'; input.name = name; input.value = value;
+               form.appendChild(input);
+             }
+             document.body.appendChild(form);
+             form.submit();",
+            vec![json!(fi_url)],
+        )
+        .await?;
+    wait_until("the cross-site form to land", common::WAIT, || async {
+        browser.url().await.starts_with(&fi_url)
+    })
+    .await?;
+    assert_eq!(browser.text_of("h1").await?, "Pyyntö hylättiin");
+    browser.screenshot("cross-site-refused").await?;
+    browser.assert_accessible("cross-site refusal").await?;
+    browser.goto(&format!("{fi_url}search")).await?;
+    assert_eq!(
+        browser.html_lang().await?,
+        "fi",
+        "the language did not change"
+    );
+
+    browser.client.clone().close().await?;
+    drop(browser);
+    fi_ui.stop().await;
+    pt_ui.stop().await;
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+# The imi web UI in English: the reference every other language follows.
+# Every language has every message with the same variables (a test checks).
+
+service-name = IMI — Internal Market Information System
+skip-link = Skip to main content
+training-banner = Training environment: the authorities, people and cases here are not real.
+nav-label = Main menu
+nav-search = Search
+nav-registers = Registers
+nav-helpdesks = Helpdesks
+nav-profile = My profile
+sign-out = Sign out
+signed-in-as = Signed in as { $name }
+back-link = Back
+language-label = Language
+language-choose = Change language
+node-served-by = Served by node { $node }
+
+error-summary-title = There is a problem
+error-not-found-title = Page not found
+error-not-found-body = The page or entry you asked for does not exist, or has been removed from the directory.
+error-not-found-next = Check the address, or search the directory again.
+error-sign-in-title = Sign in to continue
+error-sign-in-body = You need to sign in to see this page.
+error-forbidden-title = You may not do this
+error-forbidden-body = Your roles do not allow this action.
+error-forbidden-next = Ask your authority's administrator if you need this right.
+error-cross-site-title = Request refused
+error-cross-site-body = This form was sent from another site, so it was refused to protect your account.
+error-cross-site-next = Go back to the page, reload it and send the form from there.
+error-throttled-title = Too many attempts
+error-throttled-body = There were too many failed sign-ins. Wait { $minutes } minutes before you try again.
+error-bad-request-title = The request could not be understood
+error-bad-request-body = Something in the address or the form is not valid: { $reason }
+error-unavailable-title = The service is not available
+error-unavailable-body = The node could not answer just now. Nothing you entered was lost.
+error-unavailable-next = Try again in a few minutes. If the problem continues, contact your national helpdesk.
+error-go-home = Go to the start page
+
+sign-in-title = Sign in
+sign-in-intro = Sign in with the login and password your authority's administrator gave you.
+sign-in-login = Login
+sign-in-password = Password
+sign-in-submit = Sign in
+sign-in-missing-login = Enter your login
+sign-in-missing-password = Enter your password
+sign-in-wrong = The login or the password is wrong. Check both and try again.
+sign-in-deactivated = This account is deactivated. Ask your authority's administrator to reactivate it.
+sign-in-authority-inactive = Your authority is not active in IMI. Contact your national IMI coordinator.
+signed-out = You have signed out.
+
+search-title = Search authorities and registers
+search-intro = Search the competent authorities and public registers of every country, in any language.
+search-text = Name, profession or competence
+search-text-hint = For example: doctor, Ordem dos Médicos, Portugal
+search-country = Country
+search-area = Legislative area
+search-kind = Show
+search-kind-all = Authorities and registers
+search-kind-authority = Authorities
+search-kind-register = Registers
+search-any = Any
+search-submit = Search
+search-results = { $count ->
+    [one] { $count } result
+   *[other] { $count } results
+}
+search-none = Nothing matches. Check the spelling, use fewer words, or remove a filter.
+search-facet-countries = Results by country
+search-facet-areas = Results by legislative area
+search-competences = Matched competences
+search-kind-label-authority = Authority
+search-kind-label-register = Register
+page-previous = Previous page
+page-next = Next page
+page-position = Page { $page } of { $pages }
+
+authority-names = Names
+authority-competences = Competences
+authority-procedures = Procedures
+authority-professions = Professions
+authority-other = Other competences
+authority-contact = Contact
+authority-languages = Languages it accepts
+authority-node = Node that serves it
+contact-address = Address
+contact-email = Email
+contact-phone = Telephone
+contact-website = Website
+contact-none = No contact details published.
+
+registers-title = Registers directory
+registers-intro = Public online registers of each country: look a professional up before you send a request.
+registers-open = Open the register
+registers-none = No registers are published for this choice.
+helpdesks-title = National helpdesks
+helpdesks-intro = Each country's IMI helpdesk helps officials with the system.
+helpdesks-none = No national helpdesks are published yet.
+helpdesk-hours = Opening hours
+
+profile-title = My profile
+profile-details = Your details
+profile-name = Name
+profile-login = Login
+profile-email = Email
+profile-authority = Authority
+profile-areas = Legislative areas of your authority
+profile-roles = Your roles and rights
+profile-every-area = Every area
+profile-language = Language of the pages
+profile-language-hint = Used whenever you sign in, unless you choose another language on a page.
+profile-language-save = Save language
+profile-language-saved = Your language is saved.
+role-request-handler = Request handler: sends and answers requests
+role-allocator = Allocator: passes incoming requests to the right handler
+role-alert-coordinator = Alert coordinator: checks alerts before they are sent
+role-authority-administrator = Authority administrator: keeps the authority's data and users
+role-national-coordinator = National IMI coordinator
+role-commission-observer = Commission observer
+password-title = Change your password
+password-current = Current password
+password-new = New password
+password-new-hint = At least { $min } characters. A few unrelated words make a strong password.
+password-confirm = New password again
+password-submit = Change password
+password-changed = Your password is changed.
+password-missing-current = Enter your current password
+password-wrong-current = The current password is wrong
+password-mismatch = The two new passwords are not the same
+password-weak = The new password is not strong enough: use at least { $min } characters, not your login

@@ -1,0 +1,130 @@
+service-name = IMI — Córas Faisnéise an Mhargaidh Inmheánaigh
+skip-link = Léim go dtí an príomhábhar
+training-banner = Timpeallacht oiliúna: ní údaráis, daoine ná cásanna fíora iad na cinn anseo.
+nav-label = Príomh-roghchlár
+nav-search = Cuardach
+nav-registers = Cláir
+nav-helpdesks = Deasca cabhrach
+nav-profile = Mo phróifíl
+sign-out = Sínigh amach
+signed-in-as = Sínithe isteach mar { $name }
+back-link = Siar
+language-label = Teanga
+language-choose = Athraigh an teanga
+node-served-by = Á sheirbheáil ag an nód { $node }
+
+error-summary-title = Tá fadhb ann
+error-not-found-title = Níor aimsíodh an leathanach
+error-not-found-body = Níl an leathanach nó an iontráil a d'iarr tú ann, nó baineadh den eolaire é.
+error-not-found-next = Seiceáil an seoladh, nó cuardaigh an t-eolaire arís.
+error-sign-in-title = Sínigh isteach chun leanúint ar aghaidh
+error-sign-in-body = Ní mór duit síniú isteach chun an leathanach seo a fheiceáil.
+error-forbidden-title = Níl cead agat é seo a dhéanamh
+error-forbidden-body = Ní cheadaíonn do róil an gníomh seo.
+error-forbidden-next = Iarr an ceart seo ar riarthóir d'údaráis más gá duit é.
+error-cross-site-title = Diúltaíodh don iarratas
+error-cross-site-body = Seoladh an fhoirm seo ó shuíomh eile, agus mar sin diúltaíodh di chun do chuntas a chosaint.
+error-cross-site-next = Téigh ar ais chuig an leathanach, athlódáil é agus seol an fhoirm as sin.
+error-throttled-title = An iomarca iarrachtaí
+error-throttled-body = Theip ar an iomarca iarrachtaí síniú isteach. Fan { $minutes } nóiméad sula ndéanfaidh tú iarracht arís.
+error-bad-request-title = Níorbh fhéidir an t-iarratas a thuiscint
+error-bad-request-body = Tá rud éigin sa seoladh nó san fhoirm neamhbhailí: { $reason }
+error-unavailable-title = Níl an tseirbhís ar fáil
+error-unavailable-body = Níorbh fhéidir leis an nód freagra a thabhairt anois. Níor cailleadh aon rud a chuir tú isteach.
+error-unavailable-next = Bain triail eile as i gceann cúpla nóiméad. Má leanann an fhadhb, déan teagmháil le do dheasc cabhrach náisiúnta.
+error-go-home = Téigh go dtí an leathanach baile
+
+sign-in-title = Sínigh isteach
+sign-in-intro = Sínigh isteach leis an ainm úsáideora agus an pasfhocal a thug riarthóir d'údaráis duit.
+sign-in-login = Ainm úsáideora
+sign-in-password = Pasfhocal
+sign-in-submit = Sínigh isteach anois
+sign-in-missing-login = Cuir isteach d'ainm úsáideora
+sign-in-missing-password = Cuir isteach do phasfhocal
+sign-in-wrong = Tá an t-ainm úsáideora nó an pasfhocal mícheart. Seiceáil an dá cheann agus bain triail eile as.
+sign-in-deactivated = Tá an cuntas seo díghníomhachtaithe. Iarr ar riarthóir d'údaráis é a athghníomhachtú.
+sign-in-authority-inactive = Níl d'údarás gníomhach in IMI. Déan teagmháil le do chomhordaitheoir náisiúnta IMI.
+signed-out = Shínigh tú amach.
+
+search-title = Cuardaigh údaráis agus cláir
+search-intro = Cuardaigh údaráis inniúla agus cláir phoiblí gach tíre, in aon teanga.
+search-text = Ainm, gairm nó inniúlacht
+search-text-hint = Mar shampla: dochtúir, Ordem dos Médicos, an Phortaingéil
+search-country = Tír
+search-area = Réimse reachtach
+search-kind = Taispeáin
+search-kind-all = Údaráis agus cláir
+search-kind-authority = Údaráis
+search-kind-register = Cláir
+search-any = Aon cheann
+search-submit = Cuardaigh
+search-results = { $count ->
+    [one] { $count } toradh
+    [two] { $count } thoradh
+    [few] { $count } thoradh
+    [many] { $count } dtoradh
+   *[other] { $count } toradh
+}
+search-none = Níl aon rud comhoiriúnach. Seiceáil an litriú, úsáid níos lú focal, nó bain scagaire.
+search-facet-countries = Torthaí de réir tíre
+search-facet-areas = Torthaí de réir réimse reachtach
+search-competences = Inniúlachtaí comhoiriúnacha
+search-kind-label-authority = Údarás
+search-kind-label-register = Clár
+page-previous = An leathanach roimhe seo
+page-next = An chéad leathanach eile
+page-position = Leathanach { $page } as { $pages }
+
+authority-names = Ainmneacha
+authority-competences = Inniúlachtaí
+authority-procedures = Nósanna imeachta
+authority-professions = Gairmeacha
+authority-other = Inniúlachtaí eile
+authority-contact = Teagmháil
+authority-languages = Teangacha a nglacann sé leo
+authority-node = An nód a fhreastalaíonn air
+contact-address = Seoladh
+contact-email = Ríomhphost
+contact-phone = Teileafón
+contact-website = Suíomh gréasáin
+contact-none = Níor foilsíodh aon sonraí teagmhála.
+
+registers-title = Eolaire na gclár
+registers-intro = Cláir phoiblí ar líne gach tíre: féach ar ghairmí sula seolfaidh tú iarratas.
+registers-open = Oscail an clár
+registers-none = Níl aon chláir foilsithe don rogha seo.
+helpdesks-title = Deasca cabhrach náisiúnta
+helpdesks-intro = Cabhraíonn deasc cabhrach IMI gach tíre le hoifigigh an córas a úsáid.
+helpdesks-none = Níor foilsíodh aon deasc cabhrach náisiúnta fós.
+helpdesk-hours = Uaireanta oscailte
+
+profile-title = Mo phróifíl
+profile-details = Do shonraí
+profile-name = Ainm
+profile-login = Ainm úsáideora
+profile-email = Ríomhphost
+profile-authority = Údarás
+profile-areas = Réimsí reachtacha d'údaráis
+profile-roles = Do róil agus do chearta
+profile-every-area = Gach réimse
+profile-language = Teanga na leathanach
+profile-language-hint = Úsáidtear í gach uair a shíníonn tú isteach, mura roghnaíonn tú teanga eile ar leathanach.
+profile-language-save = Sábháil an teanga
+profile-language-saved = Sábháladh do theanga.
+role-request-handler = Láimhseálaí iarratas: seolann sé iarratais agus freagraíonn sé iad
+role-allocator = Leithdháileoir: seolann sé iarratais isteach chuig an láimhseálaí ceart
+role-alert-coordinator = Comhordaitheoir foláirimh: seiceálann sé foláirimh sula seoltar iad
+role-authority-administrator = Riarthóir údaráis: coinníonn sé sonraí agus úsáideoirí an údaráis
+role-national-coordinator = Comhordaitheoir náisiúnta IMI
+role-commission-observer = Breathnóir an Choimisiúin
+password-title = Athraigh do phasfhocal
+password-current = Pasfhocal reatha
+password-new = Pasfhocal nua
+password-new-hint = { $min } charachtar ar a laghad. Déanann cúpla focal gan bhaint le chéile pasfhocal láidir.
+password-confirm = An pasfhocal nua arís
+password-submit = Athraigh an pasfhocal
+password-changed = Athraíodh do phasfhocal.
+password-missing-current = Cuir isteach do phasfhocal reatha
+password-wrong-current = Tá an pasfhocal reatha mícheart
+password-mismatch = Níl an dá phasfhocal nua mar an gcéanna
+password-weak = Níl an pasfhocal nua láidir go leor: úsáid { $min } charachtar ar a laghad, ní d'ainm úsáideora

@@ -1,0 +1,293 @@
+//! The interface `web` needs from a node, and the types it speaks in.
+//!
+//! `web` owns this trait; the node implements it in an adapter
+//! (`node/src/ui/`), and `imi-node run` hands the adapter to [`crate::serve`].
+//! Nothing here names the node's store, links or replication: only domain
+//! types of `imi-protocol` and plain data. Further areas (tasks, cases) add
+//! methods here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use imi_protocol::{
+    AreaKey, AuthorityId, Catalogue, Contact, Country, Language, ProcedureKey, ProfessionKey, Role,
+    Timestamp, UserId,
+};
+
+/// What the UI shows about the node that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's country.
+    pub country: Country,
+    /// The node's address in the federation (`FI/helsinki-1`).
+    pub address: String,
+    /// A training environment: every page says so.
+    pub training: bool,
+    /// The language of the pages when nothing else chooses one.
+    pub default_language: Language,
+}
+
+/// A signed-in official, as their stored account says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Official {
+    /// The user.
+    pub id: UserId,
+    /// Sign-in name.
+    pub login: String,
+    /// Full name, as written.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// The language the user chose in their profile.
+    pub language: Language,
+    /// Their authority.
+    pub authority: AuthorityId,
+    /// The authority's names, per language.
+    pub authority_names: BTreeMap<Language, String>,
+    /// The legislative areas the authority is competent in.
+    pub areas: Vec<AreaKey>,
+    /// Roles per legislative area (`*` for every area).
+    pub access: BTreeMap<String, BTreeSet<Role>>,
+    /// When the password was last set.
+    pub password_set: Timestamp,
+}
+
+/// Which kind of directory entry a search hit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A competent authority.
+    Authority,
+    /// A public online register (the registers directory).
+    Register,
+}
+
+/// A search of the directory of every country.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Free text in any language.
+    pub text: String,
+    /// The reader's language.
+    pub language: Language,
+    /// Only these countries (none: all).
+    pub countries: Vec<Country>,
+    /// Only entries competent in these areas.
+    pub areas: Vec<AreaKey>,
+    /// Only entries handling these procedures.
+    pub procedures: Vec<ProcedureKey>,
+    /// Only entries competent for these professions.
+    pub professions: Vec<ProfessionKey>,
+    /// Only authorities, or only registers.
+    pub kind: Option<EntryKind>,
+    /// Results to skip.
+    pub offset: usize,
+    /// Results per page.
+    pub limit: usize,
+}
+
+/// One page of search results with the facet counts of all of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPage {
+    /// Matching entries in all.
+    pub total: usize,
+    /// This page.
+    pub hits: Vec<SearchHit>,
+    /// Matching entries per country, most first.
+    pub countries: Vec<(Country, u64)>,
+    /// Matching entries per legislative area, most first.
+    pub areas: Vec<(AreaKey, u64)>,
+    /// Countries named in the text, which restricted the search.
+    pub countries_in_text: Vec<Country>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// Authority or register.
+    pub kind: EntryKind,
+    /// The authority's id, or the register's.
+    pub id: String,
+    /// Its country.
+    pub country: Country,
+    /// Its name in the reader's language where it has one.
+    pub name: String,
+    /// The language of `name`.
+    pub name_language: Language,
+    /// Its city.
+    pub city: Option<String>,
+    /// The competences the query matched, labelled in the reader's language.
+    pub competences: Vec<String>,
+    /// A register's address.
+    pub url: Option<String>,
+}
+
+/// An authority of the directory, as its country published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityPage {
+    /// Its id.
+    pub id: AuthorityId,
+    /// Its country.
+    pub country: Country,
+    /// Its names, per language, as written.
+    pub names: BTreeMap<Language, String>,
+    /// Competences per legislative area.
+    pub competences: Vec<CompetenceView>,
+    /// How to reach it.
+    pub contact: Contact,
+    /// The languages it accepts requests in.
+    pub languages: BTreeSet<Language>,
+    /// The node that serves it (`PT/lisboa-1`).
+    pub node: String,
+}
+
+/// An authority's competence in one legislative area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompetenceView {
+    /// The area.
+    pub area: AreaKey,
+    /// Procedures it handles there.
+    pub procedures: Vec<ProcedureKey>,
+    /// Professions it is competent for.
+    pub professions: Vec<ProfessionKey>,
+    /// Other competences, as written.
+    pub other: Vec<String>,
+}
+
+/// A public online register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterView {
+    /// Its id.
+    pub id: String,
+    /// Its country.
+    pub country: Country,
+    /// Its names, per language.
+    pub names: BTreeMap<Language, String>,
+    /// Where it is looked up.
+    pub url: String,
+    /// Legislative areas it serves.
+    pub areas: Vec<AreaKey>,
+    /// Professions it lists.
+    pub professions: Vec<ProfessionKey>,
+    /// The languages it can be read in.
+    pub languages: BTreeSet<Language>,
+}
+
+/// A country's national IMI helpdesk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpdeskView {
+    /// The country.
+    pub country: Country,
+    /// Its contacts.
+    pub contacts: Vec<HelpdeskContactView>,
+}
+
+/// One contact of a helpdesk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpdeskContactView {
+    /// Name, as written.
+    pub name: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Telephone.
+    pub phone: Option<String>,
+    /// Opening hours, as written.
+    pub hours: Option<String>,
+    /// Languages spoken.
+    pub languages: BTreeSet<Language>,
+}
+
+/// A stored web session: opaque data and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The session's data, as `web` wrote it.
+    pub data: Vec<u8>,
+    /// When it expires.
+    pub expires: Timestamp,
+}
+
+/// Why the node could not do what the UI asked. The one error of this
+/// boundary; [`crate::WebError`] maps it to HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// Unknown login or wrong password.
+    #[error("the login or the password is wrong")]
+    WrongCredentials,
+    /// The account is deactivated.
+    #[error("the account is deactivated")]
+    Deactivated,
+    /// The user's authority is not active.
+    #[error("the user's authority is not active")]
+    AuthorityNotActive,
+    /// What was asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A new password that the policy refuses.
+    #[error("the password is too weak: {0}")]
+    WeakPassword(String),
+    /// The user may not do this.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// Input the node refuses, with the reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// The node could not answer (store or index failure).
+    #[error("the node could not answer: {0}")]
+    Unavailable(String),
+}
+
+/// What `web` needs from the node that serves it.
+#[async_trait]
+pub trait NodeInterface: Send + Sync + 'static {
+    /// The node, for the page header.
+    fn info(&self) -> NodeInfo;
+
+    /// The catalogue every label comes from.
+    fn catalogue(&self) -> Arc<Catalogue>;
+
+    /// Checks a login and password; on success the account as it is now.
+    async fn sign_in(&self, login: &str, password: &str) -> Result<Official, NodeError>;
+
+    /// The signed-in user's account as it is now: deactivated accounts and
+    /// accounts of inactive authorities give an error, so a session ends at
+    /// once.
+    async fn official(&self, user: UserId) -> Result<Official, NodeError>;
+
+    /// Sets the user's own password after checking the current one.
+    async fn change_password(
+        &self,
+        user: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<(), NodeError>;
+
+    /// Sets the language of the user's profile.
+    async fn set_language(&self, user: UserId, language: Language) -> Result<(), NodeError>;
+
+    /// Searches the directory of every country.
+    async fn search(&self, query: SearchQuery) -> Result<SearchPage, NodeError>;
+
+    /// One authority of the directory.
+    async fn authority(
+        &self,
+        country: Country,
+        id: AuthorityId,
+    ) -> Result<AuthorityPage, NodeError>;
+
+    /// The registers directory, of one country or all.
+    async fn registers(&self, country: Option<Country>) -> Result<Vec<RegisterView>, NodeError>;
+
+    /// The national helpdesks of every country that published one.
+    async fn helpdesks(&self) -> Result<Vec<HelpdeskView>, NodeError>;
+
+    /// A stored session, unless missing or expired.
+    async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;
+
+    /// Stores a session (creating or replacing it).
+    async fn save_session(&self, id: &str, session: StoredSession) -> Result<(), NodeError>;
+
+    /// Removes a session.
+    async fn delete_session(&self, id: &str) -> Result<(), NodeError>;
+
+    /// Removes every session that expired before `now`; returns how many.
+    async fn purge_sessions(&self, now: Timestamp) -> Result<usize, NodeError>;
+}
