@@ -12,30 +12,6 @@ use imi_protocol::{
 };
 use imi_testnet::{Testnet, wait_until};
 
-async fn two_countries() -> anyhow::Result<(Testnet, imi_protocol::Actor, imi_protocol::Actor)> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler, Role::Allocator]);
-    for node in &net.nodes {
-        node.set_authority_route(
-            imi_protocol::Party::of(&finn),
-            net.node(Country::Fi).address(),
-        )
-        .await?;
-        node.set_authority_route(
-            imi_protocol::Party::of(&portuguese),
-            net.node(Country::Pt).address(),
-        )
-        .await?;
-    }
-    Ok((net, finn, portuguese))
-}
-
 async fn sent_request(
     net: &Testnet,
     finn: &imi_protocol::Actor,
@@ -82,7 +58,7 @@ async fn settled(net: &Testnet) -> anyhow::Result<()> {
 /// and the Portuguese official reads that the acceptance was overtaken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdraw_and_accept_at_the_same_moment_end_the_same_on_both_nodes() -> anyhow::Result<()> {
-    let (mut net, finn, portuguese) = two_countries().await?;
+    let (mut net, finn, portuguese) = finland_and_portugal(false).await?;
     let case = sent_request(&net, &finn, &portuguese).await?;
 
     // Portugal goes away; Finland withdraws, and goes away in turn.
@@ -146,7 +122,7 @@ async fn withdraw_and_accept_at_the_same_moment_end_the_same_on_both_nodes() -> 
 /// date; a closed request starts the data-protection clock on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn my_tasks_follow_a_request_on_both_nodes() -> anyhow::Result<()> {
-    let (net, finn, portuguese) = two_countries().await?;
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
     let case = sent_request(&net, &finn, &portuguese).await?;

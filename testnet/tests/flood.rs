@@ -8,29 +8,16 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use imi_node::config::Config;
-use imi_protocol::{CaseAction, CaseId, Content, Country, Request, RequestAction, Role, Timestamp};
+use imi_protocol::{CaseAction, CaseId, Content, Country, Request, RequestAction, Timestamp};
 use imi_testnet::bench_flood::{Flood, FloodOptions, PeakMemory, resident_bytes};
-use imi_testnet::{Testnet, wait_until};
+use imi_testnet::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unadmitted_streams_neither_stops_admitted_nodes_nor_fills_memory()
 -> anyhow::Result<()> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    for node in [fi, pt] {
-        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
-            .await?;
-        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
-            .await?;
-    }
     let pt_index = net
         .federation
         .nodes

@@ -12,25 +12,9 @@ use imi_protocol::{
 use imi_testnet::{Testnet, wait_until};
 
 async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .quic(quic)
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let (net, finn, portuguese) = finland_and_portugal(quic).await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
-
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    // The directory says which node serves which authority.
-    for node in [fi, pt] {
-        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
-            .await?;
-        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
-            .await?;
-    }
 
     // The Finnish official drafts and sends a request to the Portuguese authority.
     let case = CaseId::new();
@@ -227,26 +211,7 @@ async fn send_request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_that_was_down_receives_everything_when_it_returns() -> anyhow::Result<()> {
-    logs();
-    let mut net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    for node in &net.nodes {
-        node.set_authority_route(
-            imi_protocol::Party::of(&finn),
-            net.node(Country::Fi).address(),
-        )
-        .await?;
-        node.set_authority_route(
-            imi_protocol::Party::of(&portuguese),
-            net.node(Country::Pt).address(),
-        )
-        .await?;
-    }
+    let (mut net, finn, portuguese) = finland_and_portugal(false).await?;
     let stopped = net.stop(Country::Pt).await?;
     let mut cases = Vec::new();
     for _ in 0..40 {
@@ -307,22 +272,9 @@ async fn the_sender_sees_why_the_recipient_rejected_a_message() -> anyhow::Resul
 /// answer could complete a delivery request and the other way round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
     let fi = net.node(Country::Fi);
     let pt = net.node(Country::Pt);
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    for node in [fi, pt] {
-        node.set_authority_route(imi_protocol::Party::of(&finn), fi.address())
-            .await?;
-        node.set_authority_route(imi_protocol::Party::of(&portuguese), pt.address())
-            .await?;
-    }
     // Both protocols busy at once, in both directions.
     let authorities = imi_testnet::sample_authorities(Country::Pt, pt.address(), 300);
     let publish = pt.directory().upsert_authorities(authorities);
@@ -348,26 +300,6 @@ async fn delivery_and_directory_answers_do_not_cross() -> anyhow::Result<()> {
 }
 
 /// Routes for `finn`'s and `portuguese`'s authorities on every node.
-async fn route_both(
-    net: &Testnet,
-    finn: &imi_protocol::Actor,
-    portuguese: &imi_protocol::Actor,
-) -> anyhow::Result<()> {
-    for node in &net.nodes {
-        node.set_authority_route(
-            imi_protocol::Party::of(finn),
-            net.node(Country::Fi).address(),
-        )
-        .await?;
-        node.set_authority_route(
-            imi_protocol::Party::of(portuguese),
-            net.node(Country::Pt).address(),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// The outbound messages of `case` on `node`, each with its status.
 fn sent_statuses(
     node: &imi_node::node::Node<imi_node::cases::CaseApp>,
@@ -389,15 +321,7 @@ fn sent_statuses(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_renews_its_certificate_and_key_while_cases_are_in_flight_and_every_case_completes()
 -> anyhow::Result<()> {
-    logs();
-    let mut net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    route_both(&net, &finn, &portuguese).await?;
+    let (mut net, finn, portuguese) = finland_and_portugal(false).await?;
 
     // Requests that went through before: each node knows the other's first key.
     let mut early = Vec::new();

@@ -12,8 +12,7 @@ use imi_node::net::AppProtocol;
 use imi_protocol::{
     Actor, Author, CaseAction, CaseId, CaseMessage, Content, Country, Entry, Header, MessageId,
     MessageKind, NodeAddress, Opening, Outcome, PROTOCOL_VERSION, ReceiptBody, ReceiptOutcome,
-    Request, RequestAction, Role, SigningKey, Step, StepId, Timestamp, VerifyingKey, open_receipt,
-    seal,
+    Request, RequestAction, SigningKey, Step, StepId, Timestamp, VerifyingKey, open_receipt, seal,
 };
 use imi_testnet::Testnet;
 
@@ -26,29 +25,10 @@ struct Bench {
 }
 
 async fn bench() -> anyhow::Result<Bench> {
-    logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(WAIT).await?;
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
     let dirs = &net.federation.nodes;
     let fi_key = SigningKey::from_bytes(&dirs[0].key.secret_seed());
     let pt_key = VerifyingKey::from_bytes(&dirs[1].key.public_key_bytes())?;
-    let finn = official(Country::Fi, &[Role::RequestHandler]);
-    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
-    for node in &net.nodes {
-        node.set_authority_route(
-            imi_protocol::Party::of(&finn),
-            net.node(Country::Fi).address(),
-        )
-        .await?;
-        node.set_authority_route(
-            imi_protocol::Party::of(&portuguese),
-            net.node(Country::Pt).address(),
-        )
-        .await?;
-    }
     Ok(Bench {
         net,
         fi_key,

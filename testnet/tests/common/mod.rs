@@ -7,6 +7,7 @@ use std::time::Duration;
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::node::Node;
 use imi_protocol::{Actor, AuthorityId, CaseId, Country, Date, Party, Role, UserId};
+use imi_testnet::Testnet;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -58,4 +59,26 @@ pub fn state(node: &Node<CaseApp>, case: CaseId) -> Option<CaseState> {
 /// The request status of `case` on `node`, as words.
 pub fn status(node: &Node<CaseApp>, case: CaseId) -> Option<String> {
     state(node, case).map(|s| s.describe())
+}
+
+/// A Finnish and a Portuguese node, linked both ways, with a request
+/// handler of an authority of each; both nodes route each authority to
+/// its own country's node, as the directory would.
+pub async fn finland_and_portugal(quic: bool) -> anyhow::Result<(Testnet, Actor, Actor)> {
+    logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .quic(quic)
+        .start()
+        .await?;
+    net.wait_connected(WAIT).await?;
+    let finn = official(Country::Fi, &[Role::RequestHandler]);
+    let portuguese = official(Country::Pt, &[Role::RequestHandler]);
+    for node in &net.nodes {
+        for actor in [&finn, &portuguese] {
+            node.set_authority_route(party(actor), net.node(actor.country).address())
+                .await?;
+        }
+    }
+    Ok((net, finn, portuguese))
 }
