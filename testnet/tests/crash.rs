@@ -11,6 +11,8 @@
 //! The kill schedule comes from a seeded generator; the seed is printed at
 //! the start and `IMI_CRASH_SEED=<seed>` replays the same schedule.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use common::imi_node_binary;
 use imi_protocol::{AuthorityId, Country};
 use imi_testnet::{NodeDir, Testnet};
 use rand::rngs::StdRng;
@@ -36,37 +39,6 @@ const DEFAULT_SEED: u64 = 20_261_123;
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 /// The log line `CaseApp` writes for every step it applies.
 const APPLIED: &str = "case step applied";
-
-/// The `imi-node` binary next to this test's own target directory, built
-/// with cargo when it is not there yet.
-fn imi_node_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // <target>/<profile>/deps/crash-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable lies outside a target directory")?;
-    let binary = profile_dir.join(format!("imi-node{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let target_dir = profile_dir
-            .parent()
-            .context("the profile directory has no parent")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "imi-node", "--bin", "imi-node"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cannot run cargo to build imi-node")?;
-        ensure!(status.success(), "building imi-node failed");
-        ensure!(
-            binary.exists(),
-            "cargo built imi-node, but not at {}",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
 
 /// One node directory and, while it runs, its process.
 struct Proc {

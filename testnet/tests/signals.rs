@@ -1,38 +1,16 @@
 //! The real `imi-node run` stops cleanly on SIGTERM, what systemd and
 //! container runtimes send to stop a service.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
+use common::imi_node_binary;
 use imi_protocol::Country;
 use imi_testnet::Testnet;
-
-/// The `imi-node` binary next to this test's own target directory, built
-/// with cargo when it is not there yet.
-fn imi_node_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable lies outside a target directory")?;
-    let binary = profile_dir.join(format!("imi-node{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let target_dir = profile_dir
-            .parent()
-            .context("the profile directory has no parent")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "imi-node", "--bin", "imi-node"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cannot run cargo to build imi-node")?;
-        ensure!(status.success(), "building imi-node failed");
-    }
-    Ok(binary)
-}
 
 fn wait_for_log(log: &Path, text: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;

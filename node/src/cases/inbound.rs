@@ -167,7 +167,7 @@ impl Inbound for CaseApp {
                 .map_err(internal)?;
             self.fan_out.notify_one();
         }
-        info!(case = %header.case, from = %header.sender, state = %state.describe(), "case message applied");
+        info!(case = %header.case, from = %header.sender, state = %state.describe(), "case step applied");
         Ok(())
     }
 

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use anyhow::{Context, ensure};
+
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::node::Node;
 use imi_protocol::{Actor, AuthorityId, CaseId, Country, Date, Party, Role, UserId};
@@ -81,4 +83,35 @@ pub async fn finland_and_portugal(quic: bool) -> anyhow::Result<(Testnet, Actor,
         }
     }
     Ok((net, finn, portuguese))
+}
+
+/// The `imi-node` binary next to this test's own target directory, built
+/// with cargo when it is not there yet.
+pub fn imi_node_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    // <target>/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the test executable lies outside a target directory")?;
+    let binary = profile_dir.join(format!("imi-node{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let target_dir = profile_dir
+            .parent()
+            .context("the profile directory has no parent")?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "imi-node", "--bin", "imi-node"])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .context("cannot run cargo to build imi-node")?;
+        ensure!(status.success(), "building imi-node failed");
+        ensure!(
+            binary.exists(),
+            "cargo built imi-node, but not at {}",
+            binary.display()
+        );
+    }
+    Ok(binary)
 }
