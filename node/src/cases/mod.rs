@@ -354,14 +354,14 @@ impl Node<CaseApp> {
             created: Some((actor, Timestamp::from_millis(now_ms()))),
         };
         self.store()
-            .write(move |tx| {
+            .try_write(move |tx| {
                 if read_case(tx, id)?.is_some() {
-                    return Ok(Err(CaseError::Conflict(id)));
+                    return Err(CaseError::Conflict(id));
                 }
                 write_case(tx, None, &record)?;
-                Ok(Ok(id))
+                Ok(id)
             })
-            .await?
+            .await
     }
 
     /// Takes a step in `case` as `actor`: checked against the case as this
