@@ -226,6 +226,39 @@ pub enum RequestAction {
 }
 
 impl RequestAction {
+    /// The action as a stable key (`"accept"`), for forms and for the
+    /// words each language gives it.
+    pub const fn key(&self) -> &'static str {
+        match self {
+            RequestAction::ModifyDraft { .. } => "modify-draft",
+            RequestAction::DiscardDraft => "discard-draft",
+            RequestAction::Send { .. } => "send",
+            RequestAction::Withdraw => "withdraw",
+            RequestAction::Accept => "accept",
+            RequestAction::Decline => "decline",
+            RequestAction::Forward { .. } => "forward",
+            RequestAction::ProposeDeadline { .. } => "propose-deadline",
+            RequestAction::AcceptDeadline => "accept-deadline",
+            RequestAction::RefuseDeadline => "refuse-deadline",
+            RequestAction::RequestInformation => "request-information",
+            RequestAction::ProvideInformation => "provide-information",
+            RequestAction::Answer { complete: false } => "answer-part",
+            RequestAction::Answer { complete: true } => "answer",
+            RequestAction::Close { .. } => "close",
+            RequestAction::Reopen { .. } => "reopen",
+        }
+    }
+
+    /// The date the action sets, if any (reply-by, proposed date).
+    pub const fn date(&self) -> Option<Date> {
+        match self {
+            RequestAction::Send { reply_by }
+            | RequestAction::ProposeDeadline { reply_by }
+            | RequestAction::Reopen { reply_by } => Some(*reply_by),
+            _ => None,
+        }
+    }
+
     /// What the action does, as a verb phrase (`"accept the request"`).
     pub const fn name(&self) -> &'static str {
         match self {

@@ -154,6 +154,14 @@ impl Tr {
         self.format(id, Some(&args))
     }
 
+    /// The message `id` with two variables.
+    pub fn with2(&self, id: &str, a: &str, a_value: &str, b: &str, b_value: &str) -> String {
+        let mut args = FluentArgs::new();
+        args.set(a.to_owned(), FluentValue::from(a_value.to_owned()));
+        args.set(b.to_owned(), FluentValue::from(b_value.to_owned()));
+        self.format(id, Some(&args))
+    }
+
     /// The message `id` with one number (plural forms follow it).
     pub fn count(&self, id: &str, name: &str, value: impl Number) -> String {
         let mut args = FluentArgs::new();

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use imi_protocol::{
-    AreaKey, AuthorityId, Catalogue, Contact, Country, Language, ProcedureKey, ProfessionKey, Role,
-    Timestamp, UserId,
+    AreaKey, AuthorityId, CaseId, CaseState, Catalogue, Contact, Content, Country, Date, Language,
+    MessageKind, Party, ProcedureKey, ProfessionKey, RequestAction, Role, TaskKind, Timestamp,
+    UserId,
 };
 
 /// What the UI shows about the node that serves it.
@@ -196,6 +197,149 @@ pub struct HelpdeskContactView {
     pub languages: BTreeSet<Language>,
 }
 
+/// An authority named in the reader's language where it has a name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyName {
+    /// The authority and its country.
+    pub party: Party,
+    /// Its name (its id when the directory does not know it).
+    pub name: String,
+    /// The language of `name`.
+    pub language: Language,
+}
+
+/// One task of My tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    /// The case, whose id is its reference for good.
+    pub case: CaseId,
+    /// Request, alert or notification.
+    pub case_kind: MessageKind,
+    /// The case's legislative area (catalogue key).
+    pub area: String,
+    /// What must be done.
+    pub kind: TaskKind,
+    /// Waiting for the user themselves, not for their authority.
+    pub personal: bool,
+    /// By when.
+    pub due: Option<Date>,
+    /// The case's state (`"accepted"`).
+    pub status: String,
+    /// When the case last changed.
+    pub updated_at: Timestamp,
+    /// The other authority of a request.
+    pub counterpart: Option<PartyName>,
+}
+
+/// The tasks of a user, and today's date on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskList {
+    /// Soonest due first, undated last.
+    pub tasks: Vec<TaskView>,
+    /// Today, for overdue marking.
+    pub today: Date,
+}
+
+/// A new request, as the requester wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    /// The authority asked.
+    pub to: Party,
+    /// The legislative area (catalogue key).
+    pub area: String,
+    /// The question set, the details given and the questions asked, and
+    /// the requester's message.
+    pub content: Content,
+    /// Send at once with this reply-by date; `None` keeps a draft.
+    pub send: Option<Date>,
+}
+
+/// What became of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepFate {
+    /// It changed the case.
+    Applied,
+    /// Another step came first.
+    Overtaken {
+        /// The step that came first.
+        by: Option<RequestActionKey>,
+        /// The authority that took it.
+        by_party: Option<PartyName>,
+        /// Why the case no longer allowed it (in English, from the node).
+        reason: String,
+    },
+    /// Taken on this node; the case's sequencer has not logged it yet.
+    Pending,
+}
+
+/// A stable key for a request action (`"accept"`), for the words each
+/// language gives it.
+pub type RequestActionKey = &'static str;
+
+/// Where a message that carried a step stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryView {
+    /// Waiting for the other node's receipt.
+    Queued,
+    /// The other node signed its receipt.
+    Delivered,
+    /// The other node refused it, with its reason.
+    Rejected {
+        /// The reason, as the receipt gives it.
+        reason: String,
+    },
+}
+
+/// One step of a case's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// When.
+    pub at: Timestamp,
+    /// The step (`"accept"`).
+    pub action: RequestActionKey,
+    /// A date the step set (reply-by, proposed date).
+    pub date: Option<Date>,
+    /// The authority that took it.
+    pub party: PartyName,
+    /// The official's name, when they are a user of this node.
+    pub user: Option<String>,
+    /// What it said.
+    pub content: Content,
+    /// Applied, overtaken or pending.
+    pub fate: StepFate,
+    /// The node it was taken on.
+    pub node: String,
+    /// The messages this node sent for it: recipient node and state.
+    pub deliveries: Vec<(String, DeliveryView)>,
+}
+
+/// A case as a signed-in official of one of its authorities sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseView {
+    /// The case.
+    pub state: CaseState,
+    /// The requesting authority.
+    pub requester: PartyName,
+    /// The authority asked now.
+    pub responder: PartyName,
+    /// Whether the reader's authority is the requester.
+    pub reader_is_requester: bool,
+    /// The request as sent: question set, details given, questions asked
+    /// (empty values), message.
+    pub request: Content,
+    /// The answers given so far, latest per question.
+    pub answers: std::collections::BTreeMap<String, String>,
+    /// Every step, oldest first.
+    pub history: Vec<HistoryItem>,
+    /// The actions the reader may take now.
+    pub allowed: Vec<RequestActionKey>,
+    /// The authorities the request may be forwarded to (the responder's
+    /// country's, competent in the request's area), when it may be.
+    pub forward_to: Vec<PartyName>,
+    /// Today on the node.
+    pub today: Date,
+}
+
 /// A stored web session: opaque data and when it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
@@ -278,6 +422,25 @@ pub trait NodeInterface: Send + Sync + 'static {
 
     /// The national helpdesks of every country that published one.
     async fn helpdesks(&self) -> Result<Vec<HelpdeskView>, NodeError>;
+
+    /// Everything waiting for the user and their authority (My tasks).
+    async fn tasks(&self, user: UserId) -> Result<TaskList, NodeError>;
+
+    /// A request, if the user's authority takes part in it (else
+    /// [`NodeError::NotAllowed`]).
+    async fn case(&self, user: UserId, case: CaseId) -> Result<CaseView, NodeError>;
+
+    /// Writes a new request of the user's authority, and sends it if asked.
+    async fn new_request(&self, user: UserId, request: NewRequest) -> Result<CaseId, NodeError>;
+
+    /// Takes a step in a request as the user.
+    async fn act(
+        &self,
+        user: UserId,
+        case: CaseId,
+        action: RequestAction,
+        content: Content,
+    ) -> Result<(), NodeError>;
 
     /// A stored session, unless missing or expired.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;

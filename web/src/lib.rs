@@ -47,9 +47,10 @@ pub use context::CONTENT_SECURITY_POLICY;
 pub use error::WebError;
 pub use i18n::{Locales, Tr, from_accept_language, negotiate};
 pub use interface::{
-    AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView, NodeError,
-    NodeInfo, NodeInterface, Official, RegisterView, SearchHit, SearchPage, SearchQuery,
-    StoredSession,
+    AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind, HelpdeskContactView,
+    HelpdeskView, HistoryItem, NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName,
+    RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession,
+    TaskList, TaskView,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};

@@ -18,6 +18,7 @@
 //! - Tasks (My tasks), deadlines and data-protection dates are indexed in
 //!   the same write as the case ([`tasks`]).
 
+mod desk;
 mod inbound;
 pub mod tasks;
 
@@ -33,9 +34,9 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+pub use self::desk::CaseDesk;
 pub use self::inbound::CaseApp;
 use crate::delivery::{self, Queued, now_ms};
-use crate::node::Node;
 use crate::routes::{self, ROUTES};
 use crate::store::StoreError;
 
@@ -67,6 +68,8 @@ pub enum StepOutcome {
     Overtaken {
         /// The step that came first (`"withdraw the request"`), if any.
         by_action: Option<String>,
+        /// That step's action.
+        by_act: Option<CaseAction>,
         /// Who took it.
         by_actor: Option<Actor>,
         /// Why the case no longer allowed the step.
@@ -87,6 +90,8 @@ pub struct HistoryEntry {
     pub actor: Actor,
     /// The action's name (`"accept the request"`).
     pub action: String,
+    /// The action.
+    pub act: CaseAction,
     /// What it said.
     pub content: Content,
     /// The node where it was taken.
@@ -119,6 +124,7 @@ impl CaseRecord {
                             .and_then(|i| log.get(i as usize));
                         StepOutcome::Overtaken {
                             by_action: first.map(|e| e.step.action.name().to_owned()),
+                            by_act: first.map(|e| e.step.action.clone()),
                             by_actor: first.map(|e| e.step.actor.clone()),
                             reason: reason.clone(),
                         }
@@ -129,6 +135,7 @@ impl CaseRecord {
                     at: entry.step.at,
                     actor: entry.step.actor.clone(),
                     action: entry.step.action.name().to_owned(),
+                    act: entry.step.action.clone(),
                     content: entry.step.content.clone(),
                     node: entry.node.clone(),
                     outcome,
@@ -141,6 +148,7 @@ impl CaseRecord {
             at: p.step.at,
             actor: p.step.actor.clone(),
             action: p.step.action.name().to_owned(),
+            act: p.step.action.clone(),
             content: p.step.content.clone(),
             node: self.replica.sequencer().clone(),
             outcome: StepOutcome::Pending,
@@ -327,7 +335,7 @@ pub(crate) fn seal_outgoing(
     Ok(queued)
 }
 
-impl Node<CaseApp> {
+impl CaseDesk {
     /// The case as stored here.
     pub fn case(&self, case: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let read = self.store().read()?;

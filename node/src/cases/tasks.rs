@@ -15,18 +15,23 @@ use imi_protocol::{
 use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{CaseApp, CaseRecord, encode};
-use crate::node::Node;
+use super::{CaseDesk, CaseRecord, encode};
 use crate::store::StoreError;
 
 /// Tasks: owner ++ due ++ case id ++ task kind → [`TaskRow`].
-const TASKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tasks-1");
+const TASKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tasks-2");
+/// The tasks in the form before rows named the case's parties; rebuilt
+/// from the cases when found.
+const TASKS_BEFORE_PARTIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tasks-1");
 /// Running reply-by dates: due day ++ case id → `()`.
 const DEADLINES: TableDefinition<'_, &[u8], ()> = TableDefinition::new("deadlines-1");
 /// Closed cases: closure time (ms, big-endian) ++ case id → `()`.
 const RETENTION: TableDefinition<'_, &[u8], ()> = TableDefinition::new("retention-1");
 
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    if tx.delete_table(TASKS_BEFORE_PARTIES)? {
+        rebuild(tx)?;
+    }
     tx.open_table(TASKS)?;
     tx.open_table(DEADLINES)?;
     tx.open_table(RETENTION)?;
@@ -50,6 +55,12 @@ pub struct TaskRow {
     pub due: Option<Date>,
     /// The case's state in words.
     pub state: String,
+    /// The case's state as a stable key (`"accepted"`).
+    pub status: String,
+    /// The authority that opened the case.
+    pub from: Party,
+    /// The authority a request is addressed to now.
+    pub to: Option<Party>,
     /// When the case last changed.
     pub updated_at: Timestamp,
 }
@@ -131,6 +142,27 @@ fn indexed(record: &CaseRecord) -> Indexed {
     }
 }
 
+/// Indexes every stored case again: the tasks table had an earlier form.
+fn rebuild(tx: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTable;
+    let mut records = Vec::new();
+    for row in tx.open_table(super::CASES)?.iter()? {
+        let (_, value) = row?;
+        records.push(
+            postcard::from_bytes::<CaseRecord>(value.value())
+                .map_err(|e| StoreError::corrupt("case", e))?,
+        );
+    }
+    tx.delete_table(TASKS)?;
+    tx.delete_table(DEADLINES)?;
+    tx.delete_table(RETENTION)?;
+    for record in &records {
+        reindex(tx, None, Some(record))?;
+    }
+    tracing::info!(cases = records.len(), "tasks indexed again from the cases");
+    Ok(())
+}
+
 /// Replaces the rows of a case: those of `before` go, those of `after`
 /// come.
 pub(crate) fn reindex(
@@ -164,6 +196,12 @@ pub(crate) fn reindex(
                 owner: task.owner,
                 due: task.due,
                 state: new.state.describe(),
+                status: new.state.status_key().to_owned(),
+                from: new.state.originator(),
+                to: match &new.state {
+                    CaseState::Request(r) => Some(r.responder()),
+                    _ => None,
+                },
                 updated_at: new.state.updated_at(),
             };
             tasks.insert(
@@ -205,7 +243,7 @@ pub struct Dated {
     pub when: Timestamp,
 }
 
-impl Node<CaseApp> {
+impl CaseDesk {
     /// The tasks waiting for any of `owners`, soonest due first (tasks
     /// without a date last). Reads only those owners' rows.
     pub fn tasks_of(&self, owners: &[TaskOwner]) -> Result<Vec<TaskRow>, StoreError> {

@@ -6,6 +6,7 @@
 //! deactivated user, or a user of an authority that is no longer active, is
 //! refused at once, whatever their session says.
 
+mod cases;
 mod serve;
 mod sessions;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use imi_web::{
 use tracing::warn;
 
 use crate::admin::{Admin, AdminError, Password, SignInError, UserAccount, UserChanges};
+use crate::cases::{CaseApp, CaseDesk};
 use crate::directory::{Directory, Register};
 use crate::index::DirectorySearch;
 use crate::store::{Store, StoreError};
@@ -49,6 +51,7 @@ pub struct NodeUi {
     directory: Directory,
     search: DirectorySearch,
     store: Store,
+    cases: CaseDesk,
     catalogue: Arc<Catalogue>,
 }
 
@@ -62,8 +65,8 @@ impl std::fmt::Debug for NodeUi {
 
 impl NodeUi {
     /// The UI's view of `node`; creates the sessions table if needed.
-    pub async fn new<I: crate::delivery::Inbound>(
-        node: &crate::node::Node<I>,
+    pub async fn new(
+        node: &crate::node::Node<CaseApp>,
         options: UiOptions,
     ) -> Result<NodeUi, StoreError> {
         sessions::create_table(node.store()).await?;
@@ -78,6 +81,7 @@ impl NodeUi {
             directory: node.directory().clone(),
             search: node.search().clone(),
             store: node.store().clone(),
+            cases: node.cases(),
             catalogue: Arc::new(Catalogue::builtin().clone()),
         })
     }
@@ -357,6 +361,36 @@ impl NodeInterface for NodeUi {
                 })
             })
             .collect())
+    }
+
+    async fn tasks(&self, user: UserId) -> Result<imi_web::TaskList, NodeError> {
+        self.task_list(user).await
+    }
+
+    async fn case(
+        &self,
+        user: UserId,
+        case: imi_protocol::CaseId,
+    ) -> Result<imi_web::CaseView, NodeError> {
+        self.case_view(user, case).await
+    }
+
+    async fn new_request(
+        &self,
+        user: UserId,
+        request: imi_web::NewRequest,
+    ) -> Result<imi_protocol::CaseId, NodeError> {
+        self.open_request(user, request).await
+    }
+
+    async fn act(
+        &self,
+        user: UserId,
+        case: imi_protocol::CaseId,
+        action: imi_protocol::RequestAction,
+        content: imi_protocol::Content,
+    ) -> Result<(), NodeError> {
+        self.take_step(user, case, action, content).await
     }
 
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {

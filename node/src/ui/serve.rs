@@ -80,8 +80,8 @@ impl UiSetup {
 
 impl UiServer {
     /// Serves the UI of `node` as `setup` says.
-    pub async fn start<I: crate::delivery::Inbound>(
-        node: &crate::node::Node<I>,
+    pub async fn start(
+        node: &crate::node::Node<crate::cases::CaseApp>,
         setup: UiSetup,
     ) -> Result<UiServer, UiStartError> {
         let ui = NodeUi::new(node, setup.options).await?;

@@ -68,6 +68,40 @@ impl CaseState {
         }
     }
 
+    /// The state as a stable key (`"partially-answered"`), for storage
+    /// and for the words each language gives it.
+    pub fn status_key(&self) -> &'static str {
+        use crate::{AlertStatus as A, NotificationStatus as N, RequestStatus as R};
+        match self {
+            CaseState::Request(r) => match r.status() {
+                R::Draft => "draft",
+                R::Sent => "sent",
+                R::Accepted => "accepted",
+                R::PartiallyAnswered => "partially-answered",
+                R::Answered => "answered",
+                R::Declined => "declined",
+                R::Closed => "closed",
+                R::Withdrawn => "withdrawn",
+                R::Discarded => "discarded",
+            },
+            CaseState::Alert(a) => match a.status() {
+                A::Draft => "draft",
+                A::AwaitingValidation => "awaiting-validation",
+                A::Broadcast => "broadcast",
+                A::Withdrawn => "withdrawn",
+                A::Closed => "closed",
+                A::Discarded => "discarded",
+            },
+            CaseState::Notification(n) => match n.status() {
+                N::Draft => "draft",
+                N::Sent => "sent",
+                N::Withdrawn => "withdrawn",
+                N::Closed => "closed",
+                N::Discarded => "discarded",
+            },
+        }
+    }
+
     /// The kind of envelope that carries steps of this case.
     pub fn kind(&self) -> MessageKind {
         match self {

@@ -124,13 +124,22 @@ fn nothing_is_left_untranslated_in_english() {
 fn every_message_the_pages_use_exists() {
     let english = messages(SOURCES[0].1);
     for (name, text) in crate::views::TEMPLATE_SOURCES {
-        for call in ["t.get(\"", "t.with(\"", "t.count(\"", "t.count2(\""] {
+        for call in [
+            "t.get(\"",
+            "t.with(\"",
+            "t.with2(\"",
+            "t.count(\"",
+            "t.count2(\"",
+        ] {
             for (at, _) in text.match_indices(call) {
                 let rest = &text[at + call.len()..];
                 let id = &rest[..rest.find('"').expect("closing quote")];
                 assert!(english.contains_key(id), "{name} uses missing message {id}");
             }
         }
+    }
+    for id in crate::views::dynamic_message_ids() {
+        assert!(english.contains_key(&id), "pages use missing message {id}");
     }
     for id in crate::error::MESSAGE_IDS {
         assert!(english.contains_key(*id), "errors use missing message {id}");

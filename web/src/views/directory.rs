@@ -50,6 +50,7 @@ pub(crate) struct AuthorityView {
     contact: Vec<(String, String, Option<String>)>,
     languages: Vec<(&'static str, &'static str)>,
     node: String,
+    send_href: String,
 }
 
 #[derive(Template)]
@@ -149,6 +150,11 @@ async fn authority(
             .iter()
             .map(|l| (l.tag(), l.endonym()))
             .collect(),
+        send_href: format!(
+            "/requests/new?country={}&authority={}",
+            found.country.code(),
+            found.id
+        ),
         node: found.node,
     };
     let c = Chrome::new(&state, &ctx, "search", name).back("/search");

@@ -4,11 +4,15 @@
 //! signed-in user [`SignedIn`]) and returns a page or a [`WebError`]; htmx
 //! requests get the fragment the page swaps, from the same handler.
 
+mod cases;
 mod directory;
 mod language;
 mod profile;
+mod questions;
+mod requests;
 mod search;
 mod sign_in;
+mod tasks;
 
 use askama::Template;
 use axum::Router;
@@ -49,6 +53,24 @@ pub(crate) const TEMPLATE_SOURCES: &[(&str, &str)] = &[
         include_str!("../../templates/helpdesks.html"),
     ),
     ("profile.html", include_str!("../../templates/profile.html")),
+    ("tasks.html", include_str!("../../templates/tasks.html")),
+    (
+        "request_new.html",
+        include_str!("../../templates/request_new.html"),
+    ),
+    (
+        "request_check.html",
+        include_str!("../../templates/request_check.html"),
+    ),
+    (
+        "question_field.html",
+        include_str!("../../templates/question_field.html"),
+    ),
+    ("case.html", include_str!("../../templates/case.html")),
+    ("tasks.rs", include_str!("tasks.rs")),
+    ("requests.rs", include_str!("requests.rs")),
+    ("questions.rs", include_str!("questions.rs")),
+    ("cases.rs", include_str!("cases.rs")),
 ];
 
 /// The routes of every page area, and the assets.
@@ -61,12 +83,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(search::routes())
         .merge(directory::routes())
         .merge(profile::routes())
+        .merge(tasks::routes())
+        .merge(requests::routes())
+        .merge(cases::routes())
         .fallback(not_found)
 }
 
 async fn home(ctx: Ctx) -> Redirect {
     if ctx.official.is_some() {
-        Redirect::to("/search")
+        Redirect::to("/tasks")
     } else {
         Redirect::to("/sign-in")
     }
@@ -166,9 +191,19 @@ impl Chrome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FieldError {
     /// The field's id.
-    pub(crate) field: &'static str,
+    pub(crate) field: std::borrow::Cow<'static, str>,
     /// What to do, in the reader's language.
     pub(crate) message: String,
+}
+
+impl FieldError {
+    /// The error of the field with id `field`.
+    pub(crate) fn named(field: impl Into<std::borrow::Cow<'static, str>>, message: String) -> Self {
+        FieldError {
+            field: field.into(),
+            message,
+        }
+    }
 }
 
 /// The message for `field` among `errors`.
@@ -230,6 +265,106 @@ pub(crate) fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// The message naming a task.
+pub(crate) fn task_message(kind: imi_protocol::TaskKind) -> &'static str {
+    use imi_protocol::TaskKind as K;
+    match kind {
+        K::CompleteDraft => "task-complete-draft",
+        K::AcceptRequest => "task-accept-request",
+        K::AnswerRequest => "task-answer-request",
+        K::ReviewDeadline => "task-review-deadline",
+        K::ProvideInformation => "task-provide-information",
+        K::ReviewAnswer => "task-review-answer",
+        K::HandleDeclined => "task-handle-declined",
+        K::ValidateAlert => "task-validate-alert",
+        K::CorrectAlert => "task-correct-alert",
+        K::AcknowledgeAlert => "task-acknowledge-alert",
+        K::AcknowledgeNotification => "task-acknowledge-notification",
+    }
+}
+
+/// The statuses a case can be in, as the node names them.
+#[cfg(test)]
+const STATUSES: &[&str] = &[
+    "draft",
+    "sent",
+    "accepted",
+    "partially-answered",
+    "answered",
+    "declined",
+    "closed",
+    "withdrawn",
+    "discarded",
+    "awaiting-validation",
+    "broadcast",
+];
+
+/// The request actions, as the node names them.
+pub(crate) const ACTIONS: &[&str] = &[
+    "modify-draft",
+    "discard-draft",
+    "send",
+    "withdraw",
+    "accept",
+    "decline",
+    "forward",
+    "propose-deadline",
+    "accept-deadline",
+    "refuse-deadline",
+    "request-information",
+    "provide-information",
+    "answer-part",
+    "answer",
+    "close",
+    "reopen",
+];
+
+/// The message naming a case's status.
+pub(crate) fn status_message(status: &str) -> String {
+    format!("status-{status}")
+}
+
+/// The messages pages name by a key they are given, for the test that
+/// every message exists.
+#[cfg(test)]
+pub(crate) fn dynamic_message_ids() -> Vec<String> {
+    use imi_protocol::TaskKind as K;
+    let mut ids: Vec<String> = STATUSES.iter().map(|s| status_message(s)).collect();
+    for action in ACTIONS {
+        ids.push(format!("history-{action}"));
+        if *action != "modify-draft" {
+            ids.push(format!("action-{action}"));
+        }
+    }
+    for kind in [
+        K::CompleteDraft,
+        K::AcceptRequest,
+        K::AnswerRequest,
+        K::ReviewDeadline,
+        K::ProvideInformation,
+        K::ReviewAnswer,
+        K::HandleDeclined,
+        K::ValidateAlert,
+        K::CorrectAlert,
+        K::AcknowledgeAlert,
+        K::AcknowledgeNotification,
+    ] {
+        ids.push(task_message(kind).to_owned());
+    }
+    ids
+}
+
+/// Today's date (UTC).
+pub(crate) fn today() -> imi_protocol::Date {
+    imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now()).date()
+}
+
+/// A moment as officials read it: `2026-12-03 14:05 UTC`.
+pub(crate) fn when(at: imi_protocol::Timestamp) -> String {
+    let minutes = (at.as_millis() / 60_000) % (24 * 60);
+    format!("{} {:02}:{:02} UTC", at.date(), minutes / 60, minutes % 60)
 }
 
 /// A choice of a `<select>`.

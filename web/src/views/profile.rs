@@ -199,18 +199,18 @@ async fn change_password(
     let mut errors = vec![];
     if form.current.is_empty() {
         errors.push(FieldError {
-            field: "current",
+            field: "current".into(),
             message: t.get("password-missing-current"),
         });
     }
     if form.new.chars().count() < MIN_PASSWORD_CHARS {
         errors.push(FieldError {
-            field: "new",
+            field: "new".into(),
             message: t.count("password-weak", "min", MIN_PASSWORD_CHARS),
         });
     } else if form.new != form.confirm {
         errors.push(FieldError {
-            field: "confirm",
+            field: "confirm".into(),
             message: t.get("password-mismatch"),
         });
     }
@@ -225,13 +225,13 @@ async fn change_password(
                 return Ok(Redirect::to("/profile?done=password").into_response());
             }
             Err(NodeError::WrongCredentials) => errors.push(FieldError {
-                field: "current",
+                field: "current".into(),
                 message: t.get("password-wrong-current"),
             }),
             Err(NodeError::WeakPassword(reason)) => {
                 info!(user = %official.id, reason = %reason, "new password refused");
                 errors.push(FieldError {
-                    field: "new",
+                    field: "new".into(),
                     message: t.count("password-weak", "min", MIN_PASSWORD_CHARS),
                 });
             }

@@ -88,13 +88,13 @@ async fn submit(
     let mut errors = vec![];
     if login.is_empty() {
         errors.push(FieldError {
-            field: "login",
+            field: "login".into(),
             message: ctx.t.get("sign-in-missing-login"),
         });
     }
     if form.password.is_empty() {
         errors.push(FieldError {
-            field: "password",
+            field: "password".into(),
             message: ctx.t.get("sign-in-missing-password"),
         });
     }
@@ -125,7 +125,7 @@ async fn submit(
                     _ => ctx.t.get("sign-in-wrong"),
                 };
                 errors.push(FieldError {
-                    field: "login",
+                    field: "login".into(),
                     message,
                 });
             }
