@@ -264,11 +264,12 @@ async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() 
     browser.assert_accessible("failed sign-in").await?;
 
     sign_in(&browser, &fi_url, "fi-official").await?;
+    assert!(browser.url().await.ends_with("/tasks"));
+    browser.goto(&format!("{fi_url}search")).await?;
     assert_eq!(
         browser.text_of("h1").await?,
         "Hae viranomaisia ja rekistereitä"
     );
-    assert!(browser.url().await.ends_with("/search"));
     browser.assert_accessible("search").await?;
 
     // The seed scenario: "doctor" and "Portugal", in Finnish.
@@ -338,6 +339,398 @@ async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() 
 
     browser.client.clone().close().await?;
     drop(browser);
+    fi_ui.stop().await;
+    pt_ui.stop().await;
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+impl Browser {
+    /// Reloads the page until `css` is on it (the other node's step has
+    /// arrived).
+    async fn reload_until(&self, what: &str, css: &str) -> Result<()> {
+        wait_until(what, common::WAIT, || async {
+            let _ = self.client.refresh().await;
+            self.client.find(Locator::Css(css)).await.is_ok()
+        })
+        .await
+    }
+
+    /// The HTTP status of a GET of `url` made by the page (with its cookie).
+    async fn status_of(&self, url: &str) -> Result<u64> {
+        let status = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch(arguments[0], { credentials: 'same-origin' }).then(r => done(r.status));",
+                vec![json!(url)],
+            )
+            .await?;
+        status.as_u64().context("a status")
+    }
+
+    /// Visits, checks and photographs one page of the walk-through.
+    async fn page(&self, shot: &str) -> Result<()> {
+        self.screenshot(shot).await?;
+        self.assert_accessible(shot).await
+    }
+
+    /// Posts a form to `action` from another site, as a forged page would.
+    async fn post_from_elsewhere(&self, action: &str, fields: &[(&str, &str)]) -> Result<()> {
+        self.goto("data:text/html,<!DOCTYPE html><title>elsewhere</title><body></body>")
+            .await?;
+        let fields: Vec<[&str; 2]> = fields.iter().map(|(n, v)| [*n, *v]).collect();
+        self.client
+            .execute(
+                "const form = document.createElement('form');
+                 form.method = 'post';
+                 form.action = arguments[0];
+                 for (const [name, value] of arguments[1]) {
+                   const input = document.createElement('input');
+                   input.type = 'hidden'; input.name = name; input.value = value;
+                   form.appendChild(input);
+                 }
+                 document.body.appendChild(form);
+                 form.submit();",
+                vec![json!(action), json!(fields)],
+            )
+            .await?;
+        wait_until("the cross-site form to land", common::WAIT, || async {
+            self.url().await.starts_with("http")
+        })
+        .await
+    }
+}
+
+/// The seed scenario, as officials meet it: a Finnish official (pages in
+/// Finnish) asks the Portuguese doctors' authority about a doctor's
+/// qualifications; a Portuguese official (pages in Portuguese) accepts,
+/// proposes a new reply-by date and answers; the Finn accepts the date,
+/// reads the answer in Finnish and closes the request with a rating. A
+/// user of another Portuguese authority gets 403 on the case, and a
+/// cross-site form is refused. Every page passes axe-core; the screenshots
+/// illustrate docs/USER-GUIDE.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portuguese() -> Result<()> {
+    common::logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(common::WAIT).await?;
+    for country in [Country::Fi, Country::Pt] {
+        let node = net.node(country);
+        node.admin()
+            .create_first_coordinator(
+                "coordinator",
+                "National IMI coordinator",
+                "coordinator@imi.test",
+                imi_node::admin::Password::new(DEMO_PASSWORD),
+            )
+            .await?;
+        demo_people(node, "coordinator").await?;
+    }
+    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
+    for (node, name, language) in [
+        (fi, "Ordem dos Médicos", Language::Pt),
+        (pt, "Valvira", Language::Fi),
+    ] {
+        wait_until(
+            "each node to find the other's authority",
+            common::WAIT,
+            || async {
+                node.search()
+                    .find(name, language)
+                    .await
+                    .is_ok_and(|r| r.hits.iter().any(|h| h.display_name.contains(name)))
+            },
+        )
+        .await?;
+    }
+    let fi_ui = serve_ui(fi).await?;
+    let pt_ui = serve_ui(pt).await?;
+    let (fi_url, pt_url) = (fi_ui.url(), pt_ui.url());
+    let locales = imi_web::Locales::builtin();
+    let (suomi, portugues) = (locales.tr(Language::Fi), locales.tr(Language::Pt));
+    let finn = Browser::start("fi").await?;
+
+    // The Finn signs in and lands on My tasks, empty.
+    sign_in(&finn, &fi_url, "fi-official").await?;
+    assert_eq!(finn.text_of("h1").await?, suomi.get("tasks-title"));
+    assert!(
+        finn.text_of("main")
+            .await?
+            .contains(&suomi.get("tasks-empty"))
+    );
+    finn.page("guide-01-my-tasks-empty").await?;
+
+    // Searches in Finnish, opens the authority, starts a request.
+    finn.goto(&format!("{fi_url}search")).await?;
+    search(&finn, "lääkäri Portugali").await?;
+    finn.page("guide-02-search").await?;
+    finn.client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::LinkText("Ordem dos Médicos"))
+        .await?
+        .click()
+        .await?;
+    finn.page("guide-03-authority").await?;
+    finn.click("a.button[href^='/requests/new']").await?;
+    assert_eq!(finn.text_of("h1").await?, suomi.get("request-new-title"));
+    finn.page("guide-04-question-sets").await?;
+    finn.click("input[name=set][value=pq-general]").await?;
+    finn.click("form[action='/requests/new'] button[type=submit]")
+        .await?;
+
+    // A form sent empty: an error summary names what is missing.
+    finn.click("button[name=intent][value=check]").await?;
+    let summary = finn.text_of(".error-summary").await?;
+    assert!(
+        summary.contains(&suomi.get("request-missing-answer")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&suomi.get("request-no-question")),
+        "{summary}"
+    );
+    finn.page("guide-05-request-errors").await?;
+
+    finn.fill("#q-profession-host", "Lääkäri").await?;
+    finn.click("input[name=q-regulated-in-home][value=yes]")
+        .await?;
+    finn.fill("#q-full-name", "Ana Sofia Martins").await?;
+    finn.fill("#q-date-of-birth", "1984-05-17").await?;
+    for question in [
+        "qualification-title",
+        "date-of-award",
+        "legally-established",
+    ] {
+        finn.click(&format!("input[name=ask][value={question}]"))
+            .await?;
+    }
+    finn.fill(
+        "#message",
+        "Hakija haluaa toimia lääkärinä Suomessa. Pyydämme vahvistamaan tutkinnon.",
+    )
+    .await?;
+    finn.page("guide-06-request-form").await?;
+    finn.click("button[name=intent][value=check]").await?;
+    assert_eq!(finn.text_of("h1").await?, suomi.get("request-check-title"));
+    assert!(finn.text_of("main").await?.contains("Ana Sofia Martins"));
+    finn.page("guide-07-check-request").await?;
+    finn.click("button[name=intent][value=send]").await?;
+
+    // The case has one reference for good: its address.
+    let case_url = finn.url().await;
+    let reference = case_url
+        .rsplit('/')
+        .next()
+        .and_then(|r| r.split('?').next())
+        .context("a case address")?
+        .to_owned();
+    assert!(finn.text_of(".notice").await?.contains(&reference));
+    assert!(
+        finn.text_of(".status")
+            .await?
+            .contains(&suomi.get("status-sent"))
+    );
+    finn.reload_until(
+        "the Portuguese node's signed receipt",
+        ".timeline .delivery-delivered",
+    )
+    .await?;
+    finn.page("guide-08-request-sent").await?;
+    let case_path = format!("cases/{reference}");
+
+    // The Portuguese official, pages in Portuguese, finds it in My tasks.
+    let portuguese = Browser::start("pt").await?;
+    sign_in(&portuguese, &pt_url, "pt-official").await?;
+    portuguese
+        .reload_until(
+            "the request in the Portuguese official's tasks",
+            &format!("a[href='/{case_path}']"),
+        )
+        .await?;
+    let tasks = portuguese.text_of("table.tasks").await?;
+    assert!(
+        tasks.contains(&portugues.get("task-accept-request")),
+        "{tasks}"
+    );
+    assert!(tasks.contains("Valvira"), "{tasks}");
+    portuguese.page("guide-09-my-tasks-portuguese").await?;
+    portuguese.click(&format!("a[href='/{case_path}']")).await?;
+    let page = portuguese.text_of("main").await?;
+    assert!(page.contains("Ana Sofia Martins"), "{page}");
+    assert!(
+        page.contains(&portugues.get("yes")),
+        "a yes in Portuguese: {page}"
+    );
+    portuguese.page("guide-10-incoming-request").await?;
+
+    // Accepts, proposes a later reply-by date.
+    portuguese
+        .click("form input[name=action][value=accept] + button")
+        .await?;
+    assert!(
+        portuguese
+            .text_of(".status")
+            .await?
+            .contains(&portugues.get("status-accepted"))
+    );
+    let later = imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now())
+        .date()
+        .checked_add_days(30)
+        .context("a date")?
+        .to_string();
+    portuguese.fill("#propose-reply_by", &later).await?;
+    portuguese
+        .click("form input[name=action][value=propose-deadline] ~ button")
+        .await?;
+    assert!(portuguese.text_of("main").await?.contains(&later));
+    portuguese.page("guide-11-deadline-proposed").await?;
+
+    // The Finn accepts the new date.
+    finn.goto(&format!("{fi_url}{case_path}")).await?;
+    finn.reload_until(
+        "the proposed date on the Finnish node",
+        "form input[name=action][value=accept-deadline]",
+    )
+    .await?;
+    finn.page("guide-12-review-deadline").await?;
+    finn.click("form input[name=action][value=accept-deadline] + button")
+        .await?;
+    assert!(
+        finn.text_of(".notice")
+            .await?
+            .contains(&suomi.get("history-accept-deadline"))
+    );
+
+    // The Portuguese official answers every question asked.
+    portuguese.goto(&format!("{pt_url}{case_path}")).await?;
+    portuguese
+        .reload_until(
+            "the accepted date on the Portuguese node",
+            ".timeline-item:nth-child(4)",
+        )
+        .await?;
+    portuguese
+        .fill("#a-qualification-title", "Licenciatura em Medicina")
+        .await?;
+    portuguese.fill("#a-date-of-award", "2009-07-15").await?;
+    portuguese
+        .click("input[name=a-legally-established][value=yes]")
+        .await?;
+    portuguese
+        .fill(
+            "#answer-message",
+            "A médica está inscrita na Ordem sem qualquer restrição.",
+        )
+        .await?;
+    portuguese.page("guide-13-answer").await?;
+    portuguese
+        .click("button[name=action][value=answer]")
+        .await?;
+    assert!(
+        portuguese
+            .text_of(".status")
+            .await?
+            .contains(&portugues.get("status-answered"))
+    );
+
+    // The Finn reads the answer in Finnish and closes with a rating.
+    finn.goto(&format!("{fi_url}{case_path}")).await?;
+    finn.reload_until(
+        "the answer on the Finnish node",
+        "form input[name=action][value=close]",
+    )
+    .await?;
+    let page = finn.text_of("main").await?;
+    assert!(page.contains("Licenciatura em Medicina"), "{page}");
+    assert!(page.contains(&suomi.get("yes")), "a yes in Finnish: {page}");
+    assert!(
+        page.contains("(português)") || page.contains("português"),
+        "{page}"
+    );
+    finn.page("guide-14-answer-received").await?;
+    finn.click("#timeliness").await?;
+    finn.client
+        .find(Locator::Css("#timeliness option[value='5']"))
+        .await?
+        .click()
+        .await?;
+    finn.client
+        .find(Locator::Css("#effort option[value='4']"))
+        .await?
+        .click()
+        .await?;
+    finn.click("form input[name=action][value=close] ~ button")
+        .await?;
+    assert!(
+        finn.text_of(".status")
+            .await?
+            .contains(&suomi.get("status-closed"))
+    );
+    finn.page("guide-15-closed").await?;
+    portuguese.goto(&format!("{pt_url}{case_path}")).await?;
+    portuguese
+        .reload_until(
+            "the closure on the Portuguese node",
+            ".timeline-item:nth-child(6)",
+        )
+        .await?;
+    assert!(
+        portuguese
+            .text_of(".status")
+            .await?
+            .contains(&portugues.get("status-closed"))
+    );
+
+    // A forged form from another site cannot reopen it.
+    finn.post_from_elsewhere(
+        &format!("{fi_url}{case_path}/act"),
+        &[("action", "reopen"), ("reopen-reply_by", &later)],
+    )
+    .await?;
+    assert_eq!(
+        finn.text_of("h1").await?,
+        suomi.get("error-cross-site-title")
+    );
+    finn.goto(&format!("{fi_url}{case_path}")).await?;
+    assert!(
+        finn.text_of(".status")
+            .await?
+            .contains(&suomi.get("status-closed"))
+    );
+
+    // A user of another Portuguese authority may not see it.
+    portuguese.click(".sign-out button").await?;
+    sign_in(&portuguese, &pt_url, "pt-nurses").await?;
+    assert_eq!(
+        portuguese
+            .status_of(&format!("{pt_url}{case_path}"))
+            .await?,
+        403
+    );
+    portuguese.goto(&format!("{pt_url}{case_path}")).await?;
+    assert_eq!(
+        portuguese.text_of("h1").await?,
+        portugues.get("error-forbidden-title")
+    );
+    assert!(
+        !portuguese
+            .text_of("main")
+            .await?
+            .contains("Ana Sofia Martins")
+    );
+    portuguese.page("guide-16-forbidden").await?;
+
+    for browser in [finn, portuguese] {
+        browser.client.clone().close().await?;
+    }
     fi_ui.stop().await;
     pt_ui.stop().await;
     let mut net = net;

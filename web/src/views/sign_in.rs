@@ -46,7 +46,7 @@ struct NextQuery {
 }
 
 async fn page(State(state): State<AppState>, ctx: Ctx, Query(query): Query<NextQuery>) -> Response {
-    let next = local_path(query.next.as_deref().unwrap_or("/search"));
+    let next = local_path(query.next.as_deref().unwrap_or("/tasks"));
     if ctx.official.is_some() {
         return Redirect::to(&next).into_response();
     }
@@ -80,7 +80,7 @@ async fn submit(
     Form(form): Form<SignInForm>,
 ) -> Result<Response, WebError> {
     let next = local_path(if form.next.is_empty() {
-        "/search"
+        "/tasks"
     } else {
         &form.next
     });
