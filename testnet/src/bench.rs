@@ -61,7 +61,8 @@ impl Default for DeliveryOptions {
 pub struct Latencies(Vec<Duration>);
 
 impl Latencies {
-    fn new(mut samples: Vec<Duration>) -> Latencies {
+    /// The latencies measured, in any order.
+    pub fn new(mut samples: Vec<Duration>) -> Latencies {
         samples.sort();
         Latencies(samples)
     }

@@ -21,6 +21,7 @@
 
 pub mod bench;
 pub mod bench_flood;
+pub mod bench_tasks;
 pub mod ui;
 
 use std::collections::BTreeMap;

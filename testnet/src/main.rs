@@ -50,6 +50,20 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// My tasks of an official whose authority has many open requests,
+    /// signed in, loaded from many connections at once: pages/s, latency
+    /// percentiles and the page's weight
+    Tasks {
+        /// Open requests of the official's authority.
+        #[arg(long, default_value_t = imi_testnet::bench_tasks::TasksOptions::default().cases)]
+        cases: usize,
+        /// Connections loading pages at once.
+        #[arg(long, default_value_t = imi_testnet::bench_tasks::TasksOptions::default().connections)]
+        connections: usize,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Requests between two nodes: latency from sending to the signed
     /// receipt stored on the sender, one at a time and under saturation.
     Delivery {
@@ -144,6 +158,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 (countries, observer)
             };
             up(countries, observer, dir, authorities).await
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Tasks {
+                    cases,
+                    connections,
+                    seconds,
+                },
+        } => {
+            logging("warn");
+            let options = imi_testnet::bench_tasks::TasksOptions {
+                cases,
+                connections,
+                duration: std::time::Duration::from_secs(seconds.max(1)),
+            };
+            say(format_args!(
+                "My tasks on PT with {cases} open requests from FI, {connections} connections for {seconds} s"
+            ))?;
+            let report = imi_testnet::bench_tasks::tasks(&options).await?;
+            say(format_args!("{report}"))?;
+            Ok(())
         }
         Command::Bench {
             bench:

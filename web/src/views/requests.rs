@@ -64,9 +64,9 @@ struct NewTemplate {
     set: Option<String>,
     set_label: String,
     /// Groups of details the requester gives: heading, fields.
-    provided: Vec<(String, Vec<Field>)>,
+    provided: Groups,
     /// Groups of questions to ask: heading, fields.
-    asked: Vec<(String, Vec<Field>)>,
+    asked: Groups,
     message: String,
     reply_by: String,
     errors: Vec<FieldError>,
@@ -191,12 +191,17 @@ impl Entered {
     }
 }
 
+/// Groups of fields under their heading.
+type Groups = Vec<(String, Vec<Field>)>;
+
+/// The set's groups: those whose details the requester gives, and those
+/// whose questions may be asked.
 fn groups(
     set: &QuestionSet,
     entered: &Entered,
     errors: &[FieldError],
     ctx: &Ctx,
-) -> (Vec<(String, Vec<Field>)>, Vec<(String, Vec<Field>)>) {
+) -> (Groups, Groups) {
     let language = ctx.t.language();
     let mut provided = vec![];
     let mut asked = vec![];
@@ -486,7 +491,7 @@ async fn submit(
                     c,
                     to_name: to.name,
                     to_lang: to.lang,
-                    area: set_label(&state, &ctx, &set, &area),
+                    area: set_label(&state, &ctx, set, &area),
                     provided,
                     asked,
                     message: entered.message,

@@ -101,7 +101,7 @@ async fn page(
         })
         .collect();
     if sort == "updated" {
-        tasks.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        tasks.sort_by_key(|task| std::cmp::Reverse(task.updated_at));
     }
     let total = tasks.len();
     let pages = total.div_ceil(PAGE).max(1);
