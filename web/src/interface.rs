@@ -231,11 +231,42 @@ pub struct TaskView {
     pub counterpart: Option<PartyName>,
 }
 
-/// The tasks of a user, and today's date on the node.
+/// Which tasks My tasks lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskFilter {
+    /// The user's, their authority's and their coordinator roles'.
+    #[default]
+    All,
+    /// Only those past their date.
+    Overdue,
+    /// Only those waiting for the user themselves.
+    Mine,
+}
+
+/// A page of My tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// Which tasks.
+    pub filter: TaskFilter,
+    /// Most recently changed first, instead of soonest due first.
+    pub by_update: bool,
+    /// Tasks to skip.
+    pub offset: usize,
+    /// Tasks per page.
+    pub limit: usize,
+}
+
+/// A page of a user's tasks, the counts of the whole list, and today's
+/// date on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskList {
-    /// Soonest due first, undated last.
+    /// The page: soonest due first (undated last), or most recently
+    /// changed first.
     pub tasks: Vec<TaskView>,
+    /// Tasks the filter lists in all.
+    pub total: usize,
+    /// Tasks of the user past their date (whatever the filter).
+    pub overdue: usize,
     /// Today, for overdue marking.
     pub today: Date,
 }
@@ -423,8 +454,9 @@ pub trait NodeInterface: Send + Sync + 'static {
     /// The national helpdesks of every country that published one.
     async fn helpdesks(&self) -> Result<Vec<HelpdeskView>, NodeError>;
 
-    /// Everything waiting for the user and their authority (My tasks).
-    async fn tasks(&self, user: UserId) -> Result<TaskList, NodeError>;
+    /// A page of everything waiting for the user and their authority (My
+    /// tasks), read from the node's task index.
+    async fn tasks(&self, user: UserId, query: TaskQuery) -> Result<TaskList, NodeError>;
 
     /// A request, if the user's authority takes part in it (else
     /// [`NodeError::NotAllowed`]).

@@ -50,7 +50,7 @@ pub use interface::{
     AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind, HelpdeskContactView,
     HelpdeskView, HistoryItem, NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName,
     RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession,
-    TaskList, TaskView,
+    TaskFilter, TaskList, TaskQuery, TaskView,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};

@@ -44,9 +44,35 @@ fn backend(err: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
 
+/// A session whose data did not change is written again only when its
+/// expiry moved this much: an idle timeout counts to the minute, and a page
+/// view does not cost a write.
+const EXPIRY_SLACK_SECS: i64 = 60;
+
 #[async_trait]
 impl SessionStore for NodeSessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // A new id that collides with a stored session gets another one.
+        while self
+            .node
+            .load_session(&record.id.to_string())
+            .await
+            .map_err(backend)?
+            .is_some()
+        {
+            record.id = Id::default();
+        }
+        self.save(record).await
+    }
+
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        if let Some(stored) = self.load(&record.id).await?
+            && stored.data == record.data
+            && (record.expiry_date - stored.expiry_date).whole_seconds() < EXPIRY_SLACK_SECS
+            && record.expiry_date >= stored.expiry_date
+        {
+            return Ok(());
+        }
         let data =
             serde_json::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let expires_ms = record.expiry_date.unix_timestamp().max(0) as u64 * 1000;

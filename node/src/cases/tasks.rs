@@ -243,7 +243,77 @@ pub struct Dated {
     pub when: Timestamp,
 }
 
+/// One page of a task list, with the counts of the whole list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskPage {
+    /// Tasks in the list.
+    pub total: usize,
+    /// Tasks in the list past their date.
+    pub overdue: usize,
+    /// The page, soonest due first (tasks without a date last).
+    pub rows: Vec<TaskRow>,
+}
+
 impl CaseDesk {
+    /// One page of the tasks waiting for any of `owners`, soonest due
+    /// first, counting the whole list and its tasks overdue on `today`;
+    /// with `overdue_only`, only those. Only the page's rows are read in
+    /// full: the counts and the order come from the keys.
+    pub fn task_page(
+        &self,
+        owners: &[TaskOwner],
+        today: Date,
+        overdue_only: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TaskPage, StoreError> {
+        let read = self.store().read()?;
+        let table = read.open_table(TASKS)?;
+        let today_key = day_key(Some(today));
+        // (due day, case, key) of every task in the list.
+        let mut keys: Vec<([u8; 8], [u8; 16], Vec<u8>)> = Vec::new();
+        let mut overdue = 0;
+        for owner in owners {
+            let prefix = owner_key(owner);
+            let range = match prefix_end(&prefix) {
+                Some(end) => table.range(prefix.as_slice()..end.as_slice())?,
+                None => table.range(prefix.as_slice()..)?,
+            };
+            for row in range {
+                let (key, _) = row?;
+                let key = key.value();
+                let rest = &key[prefix.len()..];
+                let (Some(day), Some(case)) = (
+                    rest.get(..8).and_then(|d| <[u8; 8]>::try_from(d).ok()),
+                    rest.get(8..24).and_then(|c| <[u8; 16]>::try_from(c).ok()),
+                ) else {
+                    return Err(StoreError::corrupt("task", "a key too short"));
+                };
+                let late = day < today_key;
+                overdue += usize::from(late);
+                if late || !overdue_only {
+                    keys.push((day, case, key.to_vec()));
+                }
+            }
+        }
+        keys.sort_unstable();
+        let total = keys.len();
+        let mut rows = Vec::with_capacity(limit.min(total));
+        for (_, _, key) in keys.iter().skip(offset).take(limit) {
+            if let Some(value) = table.get(key.as_slice())? {
+                rows.push(
+                    postcard::from_bytes::<TaskRow>(value.value())
+                        .map_err(|e| StoreError::corrupt("task", e))?,
+                );
+            }
+        }
+        Ok(TaskPage {
+            total,
+            overdue,
+            rows,
+        })
+    }
+
     /// The tasks waiting for any of `owners`, soonest due first (tasks
     /// without a date last). Reads only those owners' rows.
     pub fn tasks_of(&self, owners: &[TaskOwner]) -> Result<Vec<TaskRow>, StoreError> {

@@ -14,15 +14,17 @@ use imi_protocol::{
 };
 use imi_web::{
     CaseView, DeliveryView, HistoryItem, NewRequest, NodeError, PartyName, RequestActionKey,
-    StepFate, TaskList, TaskView,
+    StepFate, TaskFilter, TaskList, TaskQuery, TaskView,
 };
 use tracing::info;
 
 use imi_web::NodeInterface;
 
 use super::{NodeUi, admin_error, now, store_error};
+use crate::cases::tasks::{TaskPage, owners_of};
 use crate::cases::{CaseError, CaseRecord, StepOutcome};
 use crate::delivery::{self, MessageStatus};
+use crate::store::StoreError;
 
 impl NodeUi {
     /// The user as an actor in `area`, with the roles they hold there.
@@ -61,19 +63,43 @@ impl NodeUi {
     pub(super) async fn task_list(
         &self,
         user: imi_protocol::UserId,
+        query: TaskQuery,
     ) -> Result<TaskList, NodeError> {
         let official = self.official(user).await?;
         let actor = self.actor(user, imi_protocol::ALL_AREAS)?;
         let mine = Party::of(&actor);
-        let rows = {
-            let cases = self.cases.clone();
-            tokio::task::spawn_blocking(move || cases.tasks_for(&actor))
-                .await
-                .map_err(store_error)?
-                .map_err(store_error)?
+        let today = now().date();
+        let owners = match query.filter {
+            TaskFilter::Mine => vec![TaskOwner::User(user)],
+            _ => owners_of(&actor),
         };
+        let cases = self.cases.clone();
+        let page = tokio::task::spawn_blocking(move || -> Result<TaskPage, StoreError> {
+            let overdue_only = query.filter == TaskFilter::Overdue;
+            if !query.by_update {
+                return cases.task_page(&owners, today, overdue_only, query.offset, query.limit);
+            }
+            // Most recently changed first: every row is read.
+            let mut rows = cases.tasks_of(&owners)?;
+            let overdue = rows.iter().filter(|r| r.is_overdue(today)).count();
+            rows.retain(|r| !overdue_only || r.is_overdue(today));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+            Ok(TaskPage {
+                total: rows.len(),
+                overdue,
+                rows: rows
+                    .into_iter()
+                    .skip(query.offset)
+                    .take(query.limit)
+                    .collect(),
+            })
+        })
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)?;
         let mut names: BTreeMap<Party, PartyName> = BTreeMap::new();
-        let tasks = rows
+        let tasks = page
+            .rows
             .into_iter()
             .map(|row| {
                 let other = match row.to {
@@ -103,7 +129,9 @@ impl NodeUi {
             .collect();
         Ok(TaskList {
             tasks,
-            today: now().date(),
+            total: page.total,
+            overdue: page.overdue,
+            today,
         })
     }
 

@@ -363,8 +363,12 @@ impl NodeInterface for NodeUi {
             .collect())
     }
 
-    async fn tasks(&self, user: UserId) -> Result<imi_web::TaskList, NodeError> {
-        self.task_list(user).await
+    async fn tasks(
+        &self,
+        user: UserId,
+        query: imi_web::TaskQuery,
+    ) -> Result<imi_web::TaskList, NodeError> {
+        self.task_list(user, query).await
     }
 
     async fn case(

@@ -122,9 +122,10 @@ fn case_page(
         questions::question(set, key).map_or(key.to_owned(), |q| q.label.get(language).to_owned())
     };
     let personal = |key: &str| questions::question(set, key).is_some_and(|q| q.personal_data);
-    let provided = view
-        .request
-        .fields
+    // In the order of the question set, as the form asked them.
+    let mut fields: Vec<(&String, &String)> = view.request.fields.iter().collect();
+    fields.sort_by_key(|(k, _)| questions::position(set, k));
+    let provided = fields
         .iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| Line {
@@ -133,12 +134,10 @@ fn case_page(
             personal: personal(k),
         })
         .collect();
-    let asked_keys: Vec<&String> = view
-        .request
-        .fields
+    let asked_keys: Vec<&String> = fields
         .iter()
         .filter(|(_, v)| v.is_empty())
-        .map(|(k, _)| k)
+        .map(|(k, _)| *k)
         .collect();
     let asked = asked_keys
         .iter()

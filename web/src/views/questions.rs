@@ -118,3 +118,9 @@ pub(crate) fn shown(question: Option<&Question>, value: &str, t: &Tr) -> String 
 pub(crate) fn question<'a>(set: Option<&'a QuestionSet>, key: &str) -> Option<&'a Question> {
     set?.questions().find(|q| q.key.as_str() == key)
 }
+
+/// Where the question with `key` comes in `set` (unknown ones last).
+pub(crate) fn position(set: Option<&QuestionSet>, key: &str) -> usize {
+    set.and_then(|s| s.questions().position(|q| q.key.as_str() == key))
+        .unwrap_or(usize::MAX)
+}

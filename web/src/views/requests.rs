@@ -459,24 +459,26 @@ async fn submit(
         _ => {
             let language = t.language();
             let set_ref = Some(set);
-            let provided = fields
+            let mut ordered: Vec<(&String, &String)> = fields.iter().collect();
+            ordered.sort_by_key(|(k, _)| questions::position(set_ref, k));
+            let provided = ordered
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| {
                     let q = questions::question(set_ref, k);
                     (
-                        q.map_or(k.clone(), |q| q.label.get(language).to_owned()),
+                        q.map_or(k.to_string(), |q| q.label.get(language).to_owned()),
                         questions::shown(q, v, t),
                         q.is_some_and(|q| q.personal_data),
                     )
                 })
                 .collect();
-            let asked = fields
+            let asked = ordered
                 .iter()
                 .filter(|(_, v)| v.is_empty())
                 .map(|(k, _)| {
                     questions::question(set_ref, k)
-                        .map_or(k.clone(), |q| q.label.get(language).to_owned())
+                        .map_or(k.to_string(), |q| q.label.get(language).to_owned())
                 })
                 .collect();
             let mut hidden: Vec<(String, String)> = pairs

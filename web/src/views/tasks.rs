@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{Chrome, SelectOption, render, status_message, task_message};
 use crate::context::{AppState, Ctx, SignedIn};
 use crate::error::WebError;
+use crate::interface::{TaskFilter, TaskQuery};
 
 /// Tasks per page.
 const PAGE: usize = 50;
@@ -75,8 +76,6 @@ async fn page(
 ) -> Result<Response, WebError> {
     let t = &ctx.t;
     let language = t.language();
-    let list = state.node.tasks(official.id).await?;
-    let today = list.today;
     let show = match filters.show.as_deref() {
         Some("overdue") => "overdue",
         Some("mine") => "mine",
@@ -86,26 +85,25 @@ async fn page(
         Some("updated") => "updated",
         _ => "due",
     };
-    let overdue = list
-        .tasks
-        .iter()
-        .filter(|task| task.due.is_some_and(|due| due < today))
-        .count();
-    let mut tasks: Vec<_> = list
-        .tasks
-        .into_iter()
-        .filter(|task| match show {
-            "overdue" => task.due.is_some_and(|due| due < today),
-            "mine" => task.personal,
-            _ => true,
-        })
-        .collect();
-    if sort == "updated" {
-        tasks.sort_by_key(|task| std::cmp::Reverse(task.updated_at));
+    let requested = filters.page.unwrap_or(1).max(1);
+    let query = |page: usize| TaskQuery {
+        filter: match show {
+            "overdue" => TaskFilter::Overdue,
+            "mine" => TaskFilter::Mine,
+            _ => TaskFilter::All,
+        },
+        by_update: sort == "updated",
+        offset: (page - 1) * PAGE,
+        limit: PAGE,
+    };
+    let mut list = state.node.tasks(official.id, query(requested)).await?;
+    let pages = list.total.div_ceil(PAGE).max(1);
+    let page = requested.min(pages);
+    if page != requested {
+        list = state.node.tasks(official.id, query(page)).await?;
     }
-    let total = tasks.len();
-    let pages = total.div_ceil(PAGE).max(1);
-    let page = filters.page.unwrap_or(1).clamp(1, pages);
+    let today = list.today;
+    let (total, overdue) = (list.total, list.overdue);
     let area_label = |key: &str| -> String {
         key.parse::<AreaKey>()
             .ok()
@@ -117,10 +115,9 @@ async fn page(
             })
             .unwrap_or_else(|| key.to_owned())
     };
-    let rows = tasks
+    let rows = list
+        .tasks
         .into_iter()
-        .skip((page - 1) * PAGE)
-        .take(PAGE)
         .map(|task| Row {
             href: format!("/cases/{}", task.case),
             task: t.get(task_message(task.kind)),

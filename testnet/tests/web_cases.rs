@@ -1,0 +1,201 @@
+//! Requests carried through the web UI's interface to the node
+//! (`NodeInterface`, implemented by `NodeUi`), between a real Finnish and a
+//! real Portuguese node: drafts keep what was written, a declined request
+//! is withdrawn, and nobody outside the case's authorities reads it.
+
+mod common;
+
+use anyhow::{Context, Result};
+use imi_node::admin::Password;
+use imi_node::ui::{NodeUi, UiOptions};
+use imi_protocol::{Content, Country, Language, Party, RequestAction, TaskKind, UserId};
+use imi_testnet::ui::{DEMO_PASSWORD, demo_people};
+use imi_testnet::{Testnet, wait_until};
+use imi_web::{NewRequest, NodeError, NodeInterface, TaskFilter, TaskQuery};
+
+fn all() -> TaskQuery {
+    TaskQuery {
+        filter: TaskFilter::All,
+        by_update: false,
+        offset: 0,
+        limit: 50,
+    }
+}
+
+async fn ui(node: &imi_node::node::Node<imi_node::cases::CaseApp>) -> Result<NodeUi> {
+    Ok(NodeUi::new(
+        node,
+        UiOptions {
+            training: true,
+            default_language: Language::En,
+        },
+    )
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_both_sides()
+-> Result<()> {
+    common::logs();
+    let net = Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(common::WAIT).await?;
+    for country in [Country::Fi, Country::Pt] {
+        let node = net.node(country);
+        node.admin()
+            .create_first_coordinator(
+                "coordinator",
+                "National IMI coordinator",
+                "coordinator@imi.test",
+                Password::new(DEMO_PASSWORD),
+            )
+            .await?;
+        demo_people(node, "coordinator").await?;
+    }
+    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
+    let user = |node: &imi_node::node::Node<_>, login: &str| -> Result<UserId> {
+        Ok(node.admin().user_by_login(login)?.user.id)
+    };
+    let (finn, portuguese, nurse) = (
+        user(fi, "fi-official")?,
+        user(pt, "pt-official")?,
+        user(pt, "pt-nurses")?,
+    );
+    let ordem = Party {
+        authority: pt.admin().user_by_login("pt-official")?.user.authority,
+        country: Country::Pt,
+    };
+    wait_until(
+        "the Finnish node to know the Ordem",
+        common::WAIT,
+        || async {
+            fi.directory()
+                .authority(Country::Pt, ordem.authority)
+                .is_some()
+        },
+    )
+    .await?;
+    let (fi_ui, pt_ui) = (ui(fi).await?, ui(pt).await?);
+
+    // A draft: kept with what was written, waiting for its writer.
+    let content = Content {
+        question_set: Some("pq-general".into()),
+        fields: [
+            ("full-name".to_owned(), "Ana Sofia Martins".to_owned()),
+            ("qualification-title".to_owned(), String::new()),
+        ]
+        .into(),
+        text: None,
+    };
+    let case = fi_ui
+        .new_request(
+            finn,
+            NewRequest {
+                to: ordem,
+                area: "professional-qualifications".into(),
+                content: content.clone(),
+                send: None,
+            },
+        )
+        .await?;
+    let draft = fi_ui.case(finn, case).await?;
+    assert_eq!(draft.state.status_key(), "draft");
+    assert_eq!(draft.request, content);
+    assert!(draft.allowed.contains(&"send") && draft.allowed.contains(&"discard-draft"));
+    let tasks = fi_ui.tasks(finn, all()).await?.tasks;
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.case == case && t.kind == TaskKind::CompleteDraft && t.personal),
+        "{tasks:?}"
+    );
+
+    // Sent from the draft: the Portuguese side gets what the draft held.
+    let reply_by = fi_ui
+        .tasks(finn, all())
+        .await?
+        .today
+        .checked_add_days(14)
+        .context("a date")?;
+    fi_ui
+        .act(
+            finn,
+            case,
+            RequestAction::Send { reply_by },
+            Content::default(),
+        )
+        .await?;
+    wait_until(
+        "the request on the Portuguese node",
+        common::WAIT,
+        || async { pt_ui.case(portuguese, case).await.is_ok() },
+    )
+    .await?;
+    let incoming = pt_ui.case(portuguese, case).await?;
+    assert_eq!(incoming.request, content);
+    assert!(incoming.allowed.contains(&"accept") && incoming.allowed.contains(&"decline"));
+    assert!(
+        incoming.requester.name.contains("Valvira"),
+        "{:?}",
+        incoming.requester
+    );
+
+    // Nobody else on the node reads it, and nobody else may act.
+    assert!(matches!(
+        pt_ui.case(nurse, case).await,
+        Err(NodeError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        pt_ui
+            .act(nurse, case, RequestAction::Accept, Content::default())
+            .await,
+        Err(NodeError::NotAllowed(_))
+    ));
+    // The requester may not accept its own request.
+    assert!(matches!(
+        fi_ui
+            .act(finn, case, RequestAction::Accept, Content::default())
+            .await,
+        Err(NodeError::Invalid(_))
+    ));
+
+    // Declined as not competent, then withdrawn: both sides end withdrawn.
+    pt_ui
+        .act(portuguese, case, RequestAction::Decline, Content::default())
+        .await?;
+    wait_until("the decline on the Finnish node", common::WAIT, || async {
+        fi_ui
+            .case(finn, case)
+            .await
+            .is_ok_and(|v| v.state.status_key() == "declined")
+    })
+    .await?;
+    let declined = fi_ui.case(finn, case).await?;
+    assert!(declined.allowed.contains(&"withdraw") && declined.allowed.contains(&"forward"));
+    fi_ui
+        .act(finn, case, RequestAction::Withdraw, Content::default())
+        .await?;
+    wait_until(
+        "the withdrawal on the Portuguese node",
+        common::WAIT,
+        || async {
+            pt_ui
+                .case(portuguese, case)
+                .await
+                .is_ok_and(|v| v.state.status_key() == "withdrawn")
+        },
+    )
+    .await?;
+    let history = pt_ui.case(portuguese, case).await?.history;
+    let steps: Vec<&str> = history.iter().map(|h| h.action).collect();
+    assert_eq!(steps, ["modify-draft", "send", "decline", "withdraw"]);
+    assert!(pt_ui.tasks(portuguese, all()).await?.tasks.is_empty());
+
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}
