@@ -346,3 +346,67 @@ async fn a_drill_request_that_cannot_be_sent_leaves_no_draft_behind() -> anyhow:
     assert!(fi.tasks_for(&finn)?.is_empty(), "no draft task either");
     Ok(())
 }
+
+/// My tasks shows one page at a time: every page is the same slice of the
+/// whole list (the official's own drafts, undated, after the authority's
+/// incoming requests, soonest due first), with the counts of the whole
+/// list, overdue ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_my_tasks_is_the_same_slice_as_the_whole_list() -> anyhow::Result<()> {
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
+    let fi = net.node(Country::Fi);
+    let pt = net.node(Country::Pt);
+    let today = imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now()).date();
+    for i in 0..12i64 {
+        let draft = imi_protocol::Request::draft(
+            imi_protocol::CaseId::new(),
+            &finn,
+            "professional-qualifications",
+            common::party(&portuguese),
+            imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now()),
+        )?;
+        fi.open_case(
+            imi_protocol::CaseState::Request(draft),
+            finn.clone(),
+            imi_protocol::CaseAction::Request(imi_protocol::RequestAction::Send {
+                reply_by: today.checked_add_days(20 - i % 5).expect("a date"),
+            }),
+            imi_protocol::Content::default(),
+        )
+        .await?;
+    }
+    for _ in 0..3 {
+        let draft = imi_protocol::Request::draft(
+            imi_protocol::CaseId::new(),
+            &portuguese,
+            "professional-qualifications",
+            common::party(&finn),
+            imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now()),
+        )?;
+        pt.create(imi_protocol::CaseState::Request(draft), portuguese.clone())
+            .await?;
+    }
+    wait_until("the requests on the Portuguese node", WAIT, || async {
+        pt.tasks_for(&portuguese).is_ok_and(|t| t.len() == 15)
+    })
+    .await?;
+    let whole = pt.tasks_for(&portuguese)?;
+    let owners = imi_node::cases::tasks::owners_of(&portuguese);
+    let desk = pt.cases();
+    for (offset, limit) in [(0, 50), (0, 5), (5, 5), (10, 5), (11, 3), (14, 10), (20, 5)] {
+        let page = desk.task_page(&owners, today, false, offset, limit)?;
+        assert_eq!(page.total, 15);
+        assert_eq!(page.overdue, 0);
+        let expected: Vec<_> = whole.iter().skip(offset).take(limit).cloned().collect();
+        assert_eq!(page.rows, expected, "offset {offset}, limit {limit}");
+    }
+    // Seen from a later day, the dated ones are overdue; the drafts never.
+    let later = today.checked_add_days(30).expect("a date");
+    let overdue = desk.task_page(&owners, later, true, 0, 50)?;
+    assert_eq!(
+        (overdue.total, overdue.overdue, overdue.rows.len()),
+        (12, 12, 12)
+    );
+    assert!(overdue.rows.iter().all(|r| r.is_overdue(later)));
+    Ok(())
+}

@@ -270,36 +270,60 @@ impl CaseDesk {
         let read = self.store().read()?;
         let table = read.open_table(TASKS)?;
         let today_key = day_key(Some(today));
-        // (due day, case, key) of every task in the list.
-        let mut keys: Vec<([u8; 8], [u8; 16], Vec<u8>)> = Vec::new();
-        let mut overdue = 0;
-        for owner in owners {
-            let prefix = owner_key(owner);
-            let range = match prefix_end(&prefix) {
-                Some(end) => table.range(prefix.as_slice()..end.as_slice())?,
-                None => table.range(prefix.as_slice()..)?,
-            };
+        let ranges = |table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>| {
+            owners
+                .iter()
+                .map(|owner| {
+                    let prefix = owner_key(owner);
+                    let range = match prefix_end(&prefix) {
+                        Some(end) => table.range(prefix.as_slice()..end.as_slice())?,
+                        None => table.range(prefix.as_slice()..)?,
+                    };
+                    Ok((prefix.len(), range.peekable()))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        // Counts, from the keys alone: each key holds its due day.
+        let (mut total, mut overdue) = (0, 0);
+        for (prefix, range) in ranges(&table)? {
             for row in range {
                 let (key, _) = row?;
-                let key = key.value();
-                let rest = &key[prefix.len()..];
-                let (Some(day), Some(case)) = (
-                    rest.get(..8).and_then(|d| <[u8; 8]>::try_from(d).ok()),
-                    rest.get(8..24).and_then(|c| <[u8; 16]>::try_from(c).ok()),
-                ) else {
-                    return Err(StoreError::corrupt("task", "a key too short"));
-                };
-                let late = day < today_key;
+                let late = key.value().get(prefix..prefix + 8) < Some(today_key.as_slice());
                 overdue += usize::from(late);
-                if late || !overdue_only {
-                    keys.push((day, case, key.to_vec()));
-                }
+                total += usize::from(late || !overdue_only);
             }
         }
-        keys.sort_unstable();
-        let total = keys.len();
+        // The page: each owner's keys come sorted by due day, then case;
+        // merge them until the page is full.
+        let mut streams = ranges(&table)?;
         let mut rows = Vec::with_capacity(limit.min(total));
-        for (_, _, key) in keys.iter().skip(offset).take(limit) {
+        let mut skipped = 0;
+        while rows.len() < limit {
+            // (stream, its prefix length, key) of the smallest head.
+            let mut next: Option<(usize, usize, Vec<u8>)> = None;
+            for (i, (prefix, stream)) in streams.iter_mut().enumerate() {
+                let Some(head) = stream.peek() else { continue };
+                let key = match head {
+                    Ok((key, _)) => key.value(),
+                    Err(_) => return Err(StoreError::corrupt("task", "a key could not be read")),
+                };
+                let rest = &key[*prefix..];
+                if overdue_only && rest.get(..8) >= Some(today_key.as_slice()) {
+                    continue;
+                }
+                let better = next
+                    .as_ref()
+                    .is_none_or(|(_, best_prefix, best)| rest < &best[*best_prefix..]);
+                if better {
+                    next = Some((i, *prefix, key.to_vec()));
+                }
+            }
+            let Some((i, _, key)) = next else { break };
+            let _ = streams[i].1.next();
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
             if let Some(value) = table.get(key.as_slice())? {
                 rows.push(
                     postcard::from_bytes::<TaskRow>(value.value())
