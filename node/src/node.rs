@@ -526,11 +526,11 @@ impl<I: Inbound> Node<I> {
         kind: MessageKind,
         author: Author,
         body: B,
-        also: F,
+        mut also: F,
     ) -> Result<Vec<MessageId>, SendCaseError>
     where
         B: Serialize + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<(), SendCaseError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<(), SendCaseError> + Send + 'static,
     {
         let turn = self.delivery.turns().take(case).await;
         let now = now_ms();

@@ -280,11 +280,11 @@ pub(crate) async fn set_from_directory(
     store
         .write_lazy(move |tx| {
             let mut table = tx.open_table(ROUTES)?;
-            for (party, node) in routes {
-                let key = RouteKey::Authority(party);
+            for (party, node) in &routes {
+                let key = RouteKey::Authority(*party);
                 match node {
                     Some(node) => {
-                        if let Err(refused) = check(key, &node) {
+                        if let Err(refused) = check(key, node) {
                             warn!(reason = %refused, "route from the directory refused");
                             continue;
                         }

@@ -105,12 +105,23 @@ pub struct Phase {
     pub sender_commits: u64,
     /// Writes those transactions carried.
     pub sender_writes: u64,
+    /// CPU time the whole process (both nodes, the benchmark) used in the
+    /// phase, user and system, if the platform tells it.
+    pub cpu: Option<Duration>,
 }
 
 impl Phase {
     /// Requests receipted per second.
     pub fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// CPU time per request (both nodes together).
+    pub fn cpu_per_request(&self) -> Option<Duration> {
+        let count = u32::try_from(self.latencies.len())
+            .ok()
+            .filter(|n| *n > 0)?;
+        self.cpu.map(|cpu| cpu / count)
     }
 }
 
@@ -119,7 +130,7 @@ impl fmt::Display for Phase {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         write!(
             f,
-            "{} requests, {} in flight: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} requests/s ({:.1} writes per sender commit)",
+            "{} requests, {} in flight: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} requests/s ({:.1} writes per sender commit",
             self.latencies.len(),
             self.concurrency,
             ms(self.latencies.quantile(0.5)),
@@ -128,7 +139,11 @@ impl fmt::Display for Phase {
             ms(self.latencies.max()),
             self.throughput(),
             self.sender_writes as f64 / self.sender_commits.max(1) as f64,
-        )
+        )?;
+        match self.cpu_per_request() {
+            Some(cpu) => write!(f, "; {} µs CPU per request)", cpu.as_micros()),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -258,6 +273,7 @@ impl Sender<'_> {
 async fn run_phase(sender: &Sender<'_>, cases: Vec<CaseId>, concurrency: usize) -> Result<Phase> {
     let store = sender.node.store().clone();
     let stats_before = store.commit_stats();
+    let cpu_before = process_cpu();
     let permits = Arc::new(Semaphore::new(concurrency));
     let started_at: Arc<Mutex<HashMap<CaseId, Instant>>> = Arc::default();
     let watcher = tokio::spawn(watch(
@@ -292,13 +308,30 @@ async fn run_phase(sender: &Sender<'_>, cases: Vec<CaseId>, concurrency: usize) 
         );
     }
     let stats = store.commit_stats();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     Ok(Phase {
         concurrency,
         elapsed: watched.last.unwrap_or(started).duration_since(started),
         latencies: Latencies::new(watched.latencies),
         sender_commits: stats.commits - stats_before.commits,
         sender_writes: stats.writes - stats_before.writes,
+        cpu,
     })
+}
+
+/// CPU time used by this process so far, user and system (Linux:
+/// `/proc/self/stat`, in clock ticks of 10 ms).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th and stime the 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(10 * (utime + stime)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

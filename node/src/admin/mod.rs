@@ -542,10 +542,10 @@ impl Admin {
     /// Runs `change` in the next write transaction. `change` must check
     /// everything before it writes: its `AdminError` leaves the store as it
     /// was.
-    async fn write<T, F>(&self, change: F) -> Result<T, AdminError>
+    async fn write<T, F>(&self, mut change: F) -> Result<T, AdminError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, AdminError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, AdminError> + Send + 'static,
     {
         self.store
             .write(move |tx| match change(tx) {
@@ -643,14 +643,14 @@ impl Admin {
                     return Err(AdminError::AlreadyInitialised);
                 }
                 let record = AuthorityRecord {
-                    authority,
+                    authority: authority.clone(),
                     registered: now,
                     registered_by: None,
                     updated: now,
                     last_decision: None,
                 };
                 t.put_authority(&record)?;
-                t.insert_user(user, hash, now)
+                t.insert_user(user.clone(), hash.clone(), now)
             })
             .await?;
         info!(country = %country, login = %account.user.login, "first national coordinator created");
@@ -729,14 +729,14 @@ impl Admin {
                     }
                 }
                 let record = AuthorityRecord {
-                    authority,
+                    authority: authority.clone(),
                     registered: now,
                     registered_by,
                     updated: now,
                     last_decision: None,
                 };
                 t.put_authority(&record)?;
-                let user_id = match first_user {
+                let user_id = match first_user.clone() {
                     Some((user, hash)) => Some(t.insert_user(user, hash, now)?.user.id),
                     None => None,
                 };
@@ -845,7 +845,7 @@ impl Admin {
                     status: to,
                     at: now,
                     by: acting.user().id,
-                    reason,
+                    reason: reason.clone(),
                 });
                 t.put_authority(&record)?;
                 Ok(record)
@@ -893,10 +893,10 @@ impl Admin {
                     });
                 }
                 let mut updated = record.authority.clone();
-                updated.names = draft.names;
-                updated.competences = draft.competences;
-                updated.contact = draft.contact;
-                updated.languages = draft.languages;
+                updated.names = draft.names.clone();
+                updated.competences = draft.competences.clone();
+                updated.contact = draft.contact.clone();
+                updated.languages = draft.languages.clone();
                 updated.validate(&catalogue)?;
                 if !acting.coordinator {
                     let added: Vec<String> = updated
@@ -1004,10 +1004,10 @@ impl Admin {
                         status: status_word(status),
                     });
                 }
-                let user = checked_user(&record.authority, user, &catalogue)?;
+                let user = checked_user(&record.authority, user.clone(), &catalogue)?;
                 check_grant(&acting, &Access::new(), &user.access, country)?;
                 t.check_login_free(&user.login)?;
-                t.insert_user(user, hash, now)
+                t.insert_user(user, hash.clone(), now)
             })
             .await?;
         info!(user = %account.user.id, authority = %authority, "user added");
@@ -1050,16 +1050,16 @@ impl Admin {
                 let record = t.authority(stored.account.user.authority)?;
                 let user = &mut stored.account.user;
                 let old_access = user.access.clone();
-                if let Some(name) = changes.name {
+                if let Some(name) = &changes.name {
                     user.name = name.trim().to_owned();
                 }
-                if let Some(email) = changes.email {
+                if let Some(email) = &changes.email {
                     user.email = email.trim().to_owned();
                 }
                 if let Some(language) = changes.language {
                     user.language = language;
                 }
-                if let Some(access) = changes.access {
+                if let Some(access) = changes.access.clone() {
                     user.access = checked_access(&record.authority, access, &catalogue)?;
                     check_grant(&acting, &old_access, &user.access, country)?;
                     if user.id == acting.user().id {
@@ -1104,7 +1104,7 @@ impl Admin {
                 Ok(acting) if acting.user().id == id => t.user(id)?,
                 _ => t.target(country, &actor, id, "set the password of")?.0,
             };
-            stored.password_hash = hash;
+            stored.password_hash = hash.clone();
             stored.account.password_set = now;
             Ok(t.put_user(&stored)?)
         })
@@ -1223,8 +1223,8 @@ impl Admin {
                     return Ok(Err(SignInError::Deactivated));
                 }
                 stored.account.last_sign_in = Some(now);
-                if let Some(hash) = rehash {
-                    stored.password_hash = hash;
+                if let Some(hash) = &rehash {
+                    stored.password_hash = hash.clone();
                 }
                 t.put_user(&stored)?;
                 Ok(Ok(stored.account))

@@ -457,7 +457,21 @@ impl CaseDesk {
         step: &Step,
         author: &Author,
     ) -> Result<(Vec<Queued>, CaseRecord), CaseError> {
-        let stored = self.case(case)?;
+        // The case as stored, and its bytes: the write checks that they
+        // are still the same.
+        let (stored_bytes, stored) = {
+            let read = self.store().read()?;
+            let table = read.open_table(CASES)?;
+            let bytes = table
+                .get(case.to_bytes().as_slice())?
+                .map(|v| v.value().to_vec());
+            let stored = bytes
+                .as_deref()
+                .map(postcard::from_bytes::<CaseRecord>)
+                .transpose()
+                .map_err(|e| StoreError::corrupt("case", e))?;
+            (bytes, stored)
+        };
         let (before, record) = match (stored, new) {
             (Some(_), Some(_)) => return Err(CaseError::Conflict(case)),
             (None, None) => return Err(CaseError::NotFound(case)),
@@ -497,16 +511,24 @@ impl CaseDesk {
                 envelopes.iter().map(|(_, e)| e.header().id).collect(),
             );
         }
-        self.store()
+        let new_record = std::sync::Arc::new(new_record);
+        let written = std::sync::Arc::clone(&new_record);
+        let queued = self
+            .store()
             .try_write(move |tx| {
-                if read_case(tx, case)? != before {
+                let unchanged = {
+                    let table = tx.open_table(CASES)?;
+                    let now = table.get(case.to_bytes().as_slice())?;
+                    now.as_ref().map(|v| v.value()) == stored_bytes.as_deref()
+                };
+                if !unchanged {
                     return Err(CaseError::Conflict(case));
                 }
                 if forget {
                     if let Some(before) = &before {
                         delete_case(tx, before)?;
                     }
-                    return Ok((vec![], new_record));
+                    return Ok(vec![]);
                 }
                 let mut queued = Vec::with_capacity(envelopes.len());
                 for (to, envelope) in &envelopes {
@@ -517,10 +539,11 @@ impl CaseDesk {
                     delivery::claim_sequence(tx, case, to, envelope.header().sequence)?;
                     queued.push(delivery::enqueue(tx, to, envelope)?);
                 }
-                write_case(tx, before.as_ref(), &new_record)?;
-                Ok((queued, new_record))
+                write_case(tx, before.as_ref(), &written)?;
+                Ok(queued)
             })
-            .await
+            .await?;
+        Ok((queued, std::sync::Arc::unwrap_or_clone(new_record)))
     }
 }
 

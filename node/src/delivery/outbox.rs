@@ -332,15 +332,15 @@ pub(crate) async fn store_receipts(
         .write_lazy(move |tx| {
             let mut messages = tx.open_table(MESSAGES)?;
             let mut outbox = tx.open_table(OUTBOX)?;
-            for (_, id, status, receipt) in receipts {
+            for (_, id, status, receipt) in &receipts {
                 let key = id.to_bytes();
                 let record = messages
                     .get(key.as_slice())?
                     .map(|v| decode::<MessageRecord>("message", v.value()))
                     .transpose()?;
                 if let Some(mut record) = record {
-                    record.receipt = Some(receipt);
-                    record.status = status;
+                    record.receipt = Some(receipt.clone());
+                    record.status = status.clone();
                     messages.insert(key.as_slice(), encode(&record).as_slice())?;
                 }
                 outbox.remove(key.as_slice())?;

@@ -68,14 +68,14 @@ pub(crate) async fn write(store: &Store, ops: Vec<PersistOp>) -> Result<(), Stor
             let mut docs = tx.open_table(DOCS)?;
             let mut increments = tx.open_table(INCREMENTS)?;
             let mut signatures = tx.open_table(SIGNATURES)?;
-            for op in ops {
+            for op in &ops {
                 match op {
                     PersistOp::Increment {
                         country,
                         seq,
                         bytes,
                     } => {
-                        increments.insert((country.code(), seq), bytes.as_slice())?;
+                        increments.insert((country.code(), *seq), bytes.as_slice())?;
                     }
                     PersistOp::Full {
                         country,
@@ -85,7 +85,7 @@ pub(crate) async fn write(store: &Store, ops: Vec<PersistOp>) -> Result<(), Stor
                         docs.insert(country.code(), bytes.as_slice())?;
                         let code = country.code();
                         let stale: Vec<u64> = increments
-                            .range((code, 0)..(code, below))?
+                            .range((code, 0)..(code, *below))?
                             .map(|item| item.map(|(k, _)| k.value().1))
                             .collect::<Result<_, _>>()?;
                         for seq in stale {

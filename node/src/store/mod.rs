@@ -2,13 +2,15 @@
 //!
 //! Reads open their own MVCC read transaction from any thread. Writes go
 //! through [`Store::write`]: a single writer thread takes every write that is
-//! waiting and makes them durable with **one** `fsync` (group commit), so
-//! durability does not cap throughput. Each write (a "job") runs in a
-//! transaction of its own, committed without waiting for the disk; one
-//! durable commit after the last of them makes the whole group durable.
-//! So every job is all-or-nothing: a job that fails (returns `Err` or
-//! panics) is rolled back whole, whatever it wrote before failing, and the
-//! other jobs of the group still commit.
+//! waiting and commits them together in **one** transaction with one
+//! `fsync` (group commit), so neither durability nor the transaction's own
+//! work caps throughput. Every write (a "job") is all-or-nothing all the
+//! same: a job that fails (returns `Err` or panics) makes the writer abort
+//! the group's transaction and run the group again, each job in a
+//! transaction of its own, without the failed one; so nothing the failed
+//! job wrote is kept, and the other jobs of the group still commit. That
+//! is why a job is a closure that can run more than once (`FnMut`): it must
+//! do nothing outside its transaction that may not be done twice.
 //!
 //! A write may also be *lazy* ([`Store::write_lazy`]): it is committed and
 //! visible at once but made durable by the next durable commit, at the
@@ -118,7 +120,7 @@ from_redb!(
 );
 
 type AnyBox = Box<dyn Any + Send>;
-type WriteFn = Box<dyn FnOnce(&WriteTransaction) -> Result<AnyBox, JobError> + Send>;
+type WriteFn = Box<dyn FnMut(&WriteTransaction) -> Result<AnyBox, JobError> + Send>;
 
 /// Why a job was rolled back.
 enum JobError {
@@ -201,10 +203,15 @@ impl Store {
 
     /// Runs `write` in the next group commit and returns its result once it
     /// is durable. If `write` fails, nothing it wrote is kept.
+    ///
+    /// `write` may run more than once: when another write of its group
+    /// fails, the group runs again without it, and only the last run's
+    /// result is returned (and committed). So it must not change anything
+    /// outside the transaction that may not change twice.
     pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         self.try_write(write).await
     }
@@ -216,7 +223,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.submit(write, true).await
     }
@@ -228,16 +235,19 @@ impl Store {
     pub async fn write_lazy<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(write, false).await
     }
 
-    fn job<T, E, F>(write: F, durable: bool) -> (Job, oneshot::Receiver<Result<AnyBox, JobError>>)
+    fn job<T, E, F>(
+        mut write: F,
+        durable: bool,
+    ) -> (Job, oneshot::Receiver<Result<AnyBox, JobError>>)
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Job {
@@ -269,7 +279,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (job, rx) = Self::job(write, durable);
         let jobs = self.jobs.clone();
@@ -291,7 +301,7 @@ impl Store {
     pub fn write_blocking<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = Self::job(write, true);
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
@@ -360,15 +370,8 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         let started = Instant::now();
         let count = batch.len();
         let durable = batch.iter().any(|job| job.durable);
-        let mut results = Vec::with_capacity(count);
-        let mut committed = 0u64;
-        for job in batch.drain(..) {
-            let result = run_job(db, job.write);
-            committed += u64::from(result.is_ok());
-            results.push((job.durable, job.reply, result));
-        }
-        // One durable commit makes every job of the group durable.
-        let synced = if durable { make_durable(db) } else { Ok(()) };
+        let (results, shared) = run_group(db, &mut batch, durable);
+        let committed = results.iter().filter(|r| r.is_ok()).count() as u64;
         {
             let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.commits += 1;
@@ -382,47 +385,111 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, stats: &std::sync::Mut
         } else if committed > 0 {
             lazy_due.get_or_insert(started + LAZY_DURABLE_WITHIN);
         }
-        for (job_durable, reply, result) in results {
-            let result = match (&synced, result) {
-                (Err(message), Ok(_)) if job_durable => {
-                    Err(JobError::Store(StoreError::corrupt("commit", message)))
-                }
-                (_, result) => result,
-            };
+        for (job, result) in batch.drain(..).zip(results) {
+            // The closure goes first, so what it shared with its caller is
+            // the caller's alone again when the answer arrives.
+            let Job { write, reply, .. } = job;
+            drop(write);
             let _ = reply.send(result);
         }
         tracing::trace!(
             writes = count,
             durable,
+            shared,
             elapsed_us = started.elapsed().as_micros() as u64,
             "group commit"
         );
     }
 }
 
-/// Runs one job in a transaction of its own, committed without waiting for
-/// the disk; a job that fails or panics is rolled back whole.
-fn run_job(db: &Database, write: WriteFn) -> Result<AnyBox, JobError> {
-    let mut tx = db
-        .begin_write()
-        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
-    tx.set_durability(Durability::None)
-        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&tx)));
-    match result {
-        Ok(Ok(value)) => match tx.commit() {
-            Ok(()) => Ok(value),
-            Err(err) => {
-                tracing::error!(error = %err, "store commit failed");
-                Err(JobError::Store(StoreError::corrupt("commit", err)))
-            }
-        },
-        Ok(Err(err)) => {
-            if let Err(abort) = tx.abort() {
-                tracing::error!(error = %abort, "store: rolling back a failed write failed");
-            }
-            Err(err)
+/// Commits the writes of a group: all in one transaction when none fails
+/// (`true` is returned with the results); else each in a transaction of
+/// its own, the failed one left out, then one durable commit for them all.
+fn run_group(
+    db: &Database,
+    batch: &mut [Job],
+    durable: bool,
+) -> (Vec<Result<AnyBox, JobError>>, bool) {
+    let failed = match run_shared(db, batch, durable) {
+        Shared::Committed(results) => return (results, true),
+        Shared::CommitFailed(message) => {
+            let results = batch
+                .iter()
+                .map(|_| Err(JobError::Store(StoreError::corrupt("commit", &message))))
+                .collect();
+            return (results, true);
         }
+        Shared::Failed { at, error } => (at, error),
+    };
+    // Nothing of the shared transaction was kept: every write but the
+    // failed one runs again, alone, so a failure rolls back only itself.
+    let (at, error) = failed;
+    let mut error = Some(error);
+    let mut results: Vec<Result<AnyBox, JobError>> = Vec::with_capacity(batch.len());
+    for (i, job) in batch.iter_mut().enumerate() {
+        if i == at {
+            results.push(Err(error.take().expect("one failed write")));
+        } else {
+            results.push(run_job(db, &mut job.write));
+        }
+    }
+    if durable {
+        // One durable commit makes every write of the group durable.
+        if let Err(message) = make_durable(db) {
+            for (job, result) in batch.iter().zip(results.iter_mut()) {
+                if job.durable && result.is_ok() {
+                    *result = Err(JobError::Store(StoreError::corrupt("commit", &message)));
+                }
+            }
+        }
+    }
+    (results, false)
+}
+
+/// What became of a group run in one transaction.
+enum Shared {
+    /// Every write succeeded and the transaction committed.
+    Committed(Vec<Result<AnyBox, JobError>>),
+    /// Every write succeeded, but the commit failed: none is kept.
+    CommitFailed(String),
+    /// Write `at` failed (or panicked); the transaction was rolled back.
+    Failed { at: usize, error: JobError },
+}
+
+/// Runs every write of a group in one transaction, durable if `durable`.
+fn run_shared(db: &Database, batch: &mut [Job], durable: bool) -> Shared {
+    let mut tx = match db.begin_write() {
+        Ok(tx) => tx,
+        Err(err) => return Shared::CommitFailed(err.to_string()),
+    };
+    if !durable && let Err(err) = tx.set_durability(Durability::None) {
+        return Shared::CommitFailed(err.to_string());
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (at, job) in batch.iter_mut().enumerate() {
+        match attempt(&tx, &mut job.write) {
+            Ok(value) => results.push(Ok(value)),
+            Err(error) => {
+                if let Err(abort) = tx.abort() {
+                    tracing::error!(error = %abort, "store: rolling back a failed group failed");
+                }
+                return Shared::Failed { at, error };
+            }
+        }
+    }
+    match tx.commit() {
+        Ok(()) => Shared::Committed(results),
+        Err(err) => {
+            tracing::error!(error = %err, writes = results.len(), "store commit failed");
+            Shared::CommitFailed(err.to_string())
+        }
+    }
+}
+
+/// Runs one write in `tx`; a panic is caught and counts as a failure.
+fn attempt(tx: &WriteTransaction, write: &mut WriteFn) -> Result<AnyBox, JobError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(tx))) {
+        Ok(result) => result,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -430,11 +497,35 @@ fn run_job(db: &Database, write: WriteFn) -> Result<AnyBox, JobError> {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_owned());
             tracing::error!(panic = %what, "store: a write panicked and was rolled back");
-            drop(tx);
             Err(JobError::Store(StoreError::corrupt(
                 "write",
                 format!("the write panicked: {what}"),
             )))
+        }
+    }
+}
+
+/// Runs one job in a transaction of its own, committed without waiting for
+/// the disk; a job that fails or panics is rolled back whole.
+fn run_job(db: &Database, write: &mut WriteFn) -> Result<AnyBox, JobError> {
+    let mut tx = db
+        .begin_write()
+        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
+    tx.set_durability(Durability::None)
+        .map_err(|err| JobError::Store(StoreError::corrupt("transaction", err)))?;
+    match attempt(&tx, write) {
+        Ok(value) => match tx.commit() {
+            Ok(()) => Ok(value),
+            Err(err) => {
+                tracing::error!(error = %err, "store commit failed");
+                Err(JobError::Store(StoreError::corrupt("commit", err)))
+            }
+        },
+        Err(err) => {
+            if let Err(abort) = tx.abort() {
+                tracing::error!(error = %abort, "store: rolling back a failed write failed");
+            }
+            Err(err)
         }
     }
 }
@@ -490,10 +581,14 @@ mod tests {
         let store = Store::open(&path).unwrap();
         // The first job holds the writer until every other job is queued,
         // so they are all committed as one group.
+        // It holds it once: the failures make the group run again.
         let (release, hold) = std::sync::mpsc::channel::<()>();
+        let mut held = false;
         let (holding, failing, refused, panicking, fine, ()) = tokio::join!(
             store.write(move |_| {
-                let _ = hold.recv();
+                if !std::mem::replace(&mut held, true) {
+                    let _ = hold.recv();
+                }
                 Ok(())
             }),
             // A failure injected after two tables were written.
@@ -541,6 +636,59 @@ mod tests {
             (get(&store, 1), get_other(&store, 1), get(&store, 4)),
             (None, None, Some(40))
         );
+    }
+
+    #[tokio::test]
+    async fn writes_of_a_group_see_each_other_and_a_write_run_again_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        // Read-modify-write: running it twice in one committed state would
+        // count 2.
+        fn bump(tx: &WriteTransaction) -> Result<u64, StoreError> {
+            let mut table = tx.open_table(T)?;
+            let next = table.get(7)?.map_or(0, |v| v.value()) + 1;
+            table.insert(7, next)?;
+            Ok(next)
+        }
+        // A group in which nothing fails: one transaction, in order.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let mut held = false;
+        let holding = store.write(move |_| {
+            if !std::mem::replace(&mut held, true) {
+                let _ = hold.recv();
+            }
+            Ok(())
+        });
+        let (held, a, b, ()) = tokio::join!(holding, store.write(bump), store.write(bump), async {
+            release.send(()).unwrap();
+        });
+        held.unwrap();
+        assert_eq!((a.unwrap(), b.unwrap()), (1, 2));
+        // A group in which a write fails after `bump` ran: `bump` runs again
+        // without it, and is committed (and answered) once.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let mut held = false;
+        let holding = store.write(move |_| {
+            if !std::mem::replace(&mut held, true) {
+                let _ = hold.recv();
+            }
+            Ok(())
+        });
+        let (held, bumped, failed, ()) = tokio::join!(
+            holding,
+            store.write(bump),
+            store.write(|tx| {
+                tx.open_table(T)?.insert(7, 1000)?;
+                Err::<(), _>(StoreError::corrupt("test record", "injected failure"))
+            }),
+            async {
+                release.send(()).unwrap();
+            },
+        );
+        held.unwrap();
+        assert!(failed.is_err());
+        assert_eq!(bumped.unwrap(), 3);
+        assert_eq!(get(&store, 7), Some(3));
     }
 
     /// Opens the store again once the previous handle's writer let it go.
