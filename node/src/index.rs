@@ -5,7 +5,8 @@
 //! `data/search` is derived from it. At start the index is rebuilt from the
 //! directory (12,600 authorities take well under a second), then every change
 //! the directory announces is applied: searchable within a second (changes
-//! are committed in batches every 200 ms). Indexing and searches run on the
+//! are committed 200 ms after the last of a burst, at most 1 s after the
+//! first). Indexing and searches run on the
 //! blocking pool, never on the async executor. The same feed keeps the
 //! routes table (which node serves which authority) up to date for cases.
 //!
@@ -24,13 +25,20 @@ use std::time::Duration;
 use imi_protocol::{AuthorityId, Catalogue, Country, Language, Party};
 use imi_search::{DirectoryEntry, EntryKind, Query, SearchIndex, SearchResults};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::directory::{Directory, DirectoryChange, PublishedAuthority, Register};
 use crate::store::Store;
 
-/// How often pending index changes are committed.
-const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// Pending index changes are committed once no change has come for this
+/// long...
+const COMMIT_QUIET: Duration = Duration::from_millis(200);
+/// ...or this long after the first of them, whichever comes first. A burst
+/// (a first sync brings 30 countries one after the other) makes a few
+/// segments instead of one every 200 ms: each commit writes a segment, and
+/// each segment costs its term dictionaries and, later, merges.
+const COMMIT_AT_MOST_AFTER: Duration = Duration::from_secs(1);
 /// Directory changes applied together at most.
 const MAX_CHANGES_AT_ONCE: usize = 1024;
 
@@ -294,13 +302,15 @@ impl DirectorySearch {
     /// one blocking call for the index, one write for the routes.
     pub(crate) async fn follow(self, directory: Directory, store: Store) {
         let mut changes = directory.subscribe();
-        let mut commit = tokio::time::interval(COMMIT_EVERY);
-        commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Routes of what is already published, and what changed since the
         // index was opened (before this subscription).
         set_all_routes(&directory, &store).await;
         let mut dirty = self.apply(&directory, &store, Batch::Everything).await;
+        // When the first pending change and the latest one were applied.
+        let now = Instant::now();
+        let (mut first, mut last) = (now, now);
         loop {
+            let commit_at = (last + COMMIT_QUIET).min(first + COMMIT_AT_MOST_AFTER);
             tokio::select! {
                 change = changes.recv() => {
                     let mut batch = Vec::new();
@@ -326,15 +336,22 @@ impl DirectorySearch {
                             Err(broadcast::error::TryRecvError::Empty) => break,
                         };
                     }
-                    if let Some(missed) = lagged {
+                    let changed = if let Some(missed) = lagged {
                         warn!(missed, "search index fell behind the directory, comparing it with every country");
                         set_all_routes(&directory, &store).await;
-                        dirty |= self.apply(&directory, &store, Batch::Everything).await;
+                        self.apply(&directory, &store, Batch::Everything).await
                     } else {
-                        dirty |= self.apply(&directory, &store, Batch::Changes(batch)).await;
+                        self.apply(&directory, &store, Batch::Changes(batch)).await
+                    };
+                    if changed {
+                        last = Instant::now();
+                        if !dirty {
+                            first = last;
+                        }
+                        dirty = true;
                     }
                 }
-                _ = commit.tick(), if dirty => {
+                _ = tokio::time::sleep_until(commit_at), if dirty => {
                     let index = Arc::clone(&self.index);
                     match tokio::task::spawn_blocking(move || index.commit()).await {
                         Ok(Ok(())) => dirty = false,

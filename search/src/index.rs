@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use imi_protocol::{AreaKey, Catalogue, Country, Language};
 use rustc_hash::FxHashMap;
 use tantivy::collector::{Count, FacetCollector, FacetCounts, TopDocs};
+use tantivy::indexer::LogMergePolicy;
 use tantivy::query::{
     AllQuery, Bm25StatisticsProvider, BooleanQuery, Occur, Query as TantivyQuery,
 };
@@ -58,6 +59,14 @@ const DOC_STORE_BLOCK_BYTES: usize = 4_096;
 const MAX_POOLED_ANALYZERS: usize = 16;
 /// Blocks of stored documents kept in memory (2 MB).
 const DOC_STORE_CACHE_BLOCKS: usize = 512;
+/// Segments smaller than this many entries are merged as if they had this
+/// many. Tantivy's default (10,000) puts the whole directory's segment
+/// (12,600 entries) in one level with every small segment a commit makes,
+/// so every eighth commit merged the whole directory again (on a node
+/// receiving the directory piece by piece, and every eighth edit after).
+/// With 1,000, small segments merge among themselves and a large one only
+/// with others of its size.
+const MERGE_MIN_LAYER_SIZE: u32 = 1_000;
 
 fn index_settings() -> IndexSettings {
     IndexSettings {
@@ -306,9 +315,12 @@ impl SearchIndex {
         let where_ = path.clone().unwrap_or_default();
         index.tokenizers().register(FOLDED, folded_analyzer());
         index.tokenizers().register(PREFIXES, prefix_analyzer());
-        let writer = index
+        let writer: IndexWriter = index
             .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
             .map_err(|e| index_error(&where_, e))?;
+        let mut merges = LogMergePolicy::default();
+        merges.set_min_layer_size(MERGE_MIN_LAYER_SIZE);
+        writer.set_merge_policy(Box::new(merges));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

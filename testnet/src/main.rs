@@ -359,12 +359,33 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
         }
     }
     net.wait_converged(Duration::from_secs(120)).await?;
+    let converged = started.elapsed();
     let total = net
         .nodes
         .first()
         .map_or(0, |n| n.directory().authority_count());
+    // Searchable: every node's index holds every authority and register
+    // (the index follows the directory a moment behind).
+    let expected = net.nodes.first().map_or(0, |n| {
+        let directory = n.directory();
+        directory.authority_count() as u64
+            + Country::ALL
+                .iter()
+                .map(|c| directory.registers_of(*c).len() as u64)
+                .sum::<u64>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !net.nodes.iter().all(|n| n.search().len() == expected) {
+        if Instant::now() > deadline {
+            bail!(
+                "the search indexes did not hold all {expected} entries within 60 s of convergence"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     say(format_args!(
-        "demo data: {total} authorities in the directory on every node, in {:.1} s; each node has a user `coordinator` with the password {DEMO_PASSWORD:?}",
+        "demo data: {total} authorities in the directory, converged on every node in {:.1} s and searchable on every node in {:.1} s; each node has a user `coordinator` with the password {DEMO_PASSWORD:?}",
+        converged.as_secs_f64(),
         started.elapsed().as_secs_f64()
     ))?;
     if let Some(fi) = net
@@ -372,17 +393,6 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
         .iter()
         .find(|n| n.address().country == Country::Fi)
     {
-        // The index follows the directory a moment behind: wait for it.
-        let directory = fi.directory();
-        let expected = directory.authority_count() as u64
-            + Country::ALL
-                .iter()
-                .map(|c| directory.registers_of(*c).len() as u64)
-                .sum::<u64>();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while fi.search().len() < expected && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         // A Finnish official looks for the Portuguese authority for doctors.
         let text = "lääkäri";
         let query = imi_search::Query::new(text, imi_protocol::Language::Fi).with_filters(

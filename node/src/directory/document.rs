@@ -326,6 +326,18 @@ impl CountryDoc {
         }
     }
 
+    /// Stores `saved`, a whole save of the document as it is now.
+    fn persist_whole(&mut self, saved: Vec<u8>, ops: &mut Vec<PersistOp>) {
+        self.saved_heads = self.doc.get_heads();
+        ops.push(PersistOp::Full {
+            country: self.country,
+            bytes: saved,
+            below: self.next_seq,
+        });
+        self.increments = 0;
+        self.increment_bytes = 0;
+    }
+
     fn persist_changes(&mut self, ops: &mut Vec<PersistOp>) {
         let heads = self.doc.get_heads();
         if heads == self.saved_heads {
@@ -381,7 +393,23 @@ impl CountryDoc {
         } else {
             None
         };
-        let mut message = self.doc.generate_sync_message(&mut entry.state);
+        // Most documents have nothing new for most peers: when both sides
+        // are known to be at our heads, and we said so already, Automerge
+        // would say nothing either. Asking it would still cost a bloom
+        // filter and a walk of the change graph, for every document, in
+        // every round with every peer.
+        let heads = self.doc.get_heads();
+        let state = &entry.state;
+        let in_step = state.have_responded
+            && !state.needs_reset
+            && state.last_sent_heads == heads
+            && state.their_heads.as_ref() == Some(&heads)
+            && state.their_need.as_ref().is_none_or(Vec::is_empty);
+        let mut message = if in_step {
+            None
+        } else {
+            self.doc.generate_sync_message(&mut entry.state)
+        };
         if let Some((have, need)) = hidden {
             entry.state.their_have = have;
             entry.state.their_need = need;
@@ -506,7 +534,9 @@ impl CountryDoc {
         let entry = self.peers.entry(peer.to_owned()).or_default();
         entry.fresh = true;
         let reload = replacement.is_some();
-        if let Some(doc) = replacement {
+        let mut loaded = None;
+        if let Some((doc, saved)) = replacement {
+            loaded = Some((doc.get_heads(), saved));
             self.doc = doc;
         }
         let mut log = PatchLog::active();
@@ -532,7 +562,12 @@ impl CountryDoc {
         }
         self.pulling = None;
         self.learn_applied(&before);
-        self.persist_changes(ops);
+        match loaded {
+            // The document arrived whole and nothing was added to it: store
+            // the bytes received (a whole save) rather than encode it again.
+            Some((heads, saved)) if heads == self.doc.get_heads() => self.persist_whole(saved, ops),
+            _ => self.persist_changes(ops),
+        }
         let patches = (!reload).then(|| self.doc.make_patches(&mut log));
         Received {
             applied: Some(Applied { patches }),
@@ -736,7 +771,7 @@ impl CountryDoc {
         peer: &str,
         mut message: Message,
         stats: &Stats,
-    ) -> (Message, Verdict, Option<Automerge>) {
+    ) -> (Message, Verdict, Option<(Automerge, Vec<u8>)>) {
         if message.changes.is_empty() {
             return (message, Verdict::Accepted, None);
         }
@@ -818,9 +853,10 @@ impl CountryDoc {
                 && contents.changes.iter().any(|c| c.hash == self.genesis)
             {
                 let mut doc = contents.documents.pop().expect("one document");
+                let saved = contents.document_chunks.pop().expect("its chunk");
                 doc.set_actor(self.doc.get_actor().clone());
                 message.changes = ChunkList::empty();
-                return (message, Verdict::Accepted, Some(doc));
+                return (message, Verdict::Accepted, Some((doc, saved)));
             }
             return (message, Verdict::Accepted, None);
         }

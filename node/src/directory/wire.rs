@@ -125,6 +125,9 @@ pub(crate) struct Contents {
     /// Whole documents sent as one chunk, loaded (to take changes out of
     /// them when only part of them may be applied).
     pub(crate) documents: Vec<automerge::Automerge>,
+    /// The chunk of each of `documents`, as received: a whole document in
+    /// the format `Automerge::save` writes, so it can be stored as it is.
+    pub(crate) document_chunks: Vec<Vec<u8>>,
     /// Change chunks, parsed.
     pub(crate) change_chunks: Vec<automerge::Change>,
 }
@@ -209,6 +212,7 @@ pub(crate) fn read_contents(message_chunks: &[&[u8]]) -> Result<Contents, ChunkE
                         });
                     }
                     contents.documents.push(doc);
+                    contents.document_chunks.push(chunk.to_vec());
                 }
                 other => return Err(ChunkError::Unsupported(other)),
             }
