@@ -135,15 +135,30 @@ impl Browser {
         Ok(lang.as_str().unwrap_or_default().to_owned())
     }
 
+    /// The element `css` once the page shows it (a click that submits a
+    /// form returns before the next page is there).
+    async fn element(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => Ok(element),
+            Err(err) => bail!("no {css} on {}: {err}", self.url().await),
+        }
+    }
+
     async fn fill(&self, css: &str, text: &str) -> Result<()> {
-        let field = self.client.find(Locator::Css(css)).await?;
+        let field = self.element(css).await?;
         field.clear().await?;
         field.send_keys(text).await?;
         Ok(())
     }
 
     async fn click(&self, css: &str) -> Result<()> {
-        self.client.find(Locator::Css(css)).await?.click().await?;
+        self.element(css).await?.click().await?;
         Ok(())
     }
 
@@ -359,6 +374,20 @@ impl Browser {
         .await
     }
 
+    /// Waits until `css` shows `text` (a step's page replaces the one it
+    /// was taken on).
+    async fn shows(&self, css: &str, text: &str) -> Result<()> {
+        let what = format!("{css} to show {text:?}");
+        wait_until(&what, common::WAIT, || async {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.is_ok_and(|t| t.contains(text)),
+                Err(_) => false,
+            }
+        })
+        .await
+        .with_context(|| format!("on {}", "the page"))
+    }
+
     /// The HTTP status of a GET of `url` made by the page (with its cookie).
     async fn status_of(&self, url: &str) -> Result<u64> {
         let status = self
@@ -459,7 +488,7 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
 
     // The Finn signs in and lands on My tasks, empty.
     sign_in(&finn, &fi_url, "fi-official").await?;
-    assert_eq!(finn.text_of("h1").await?, suomi.get("tasks-title"));
+    finn.shows("h1", &suomi.get("tasks-title")).await?;
     assert!(
         finn.text_of("main")
             .await?
@@ -480,7 +509,7 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
         .await?;
     finn.page("guide-03-authority").await?;
     finn.click("a.button[href^='/requests/new']").await?;
-    assert_eq!(finn.text_of("h1").await?, suomi.get("request-new-title"));
+    finn.shows("h1", &suomi.get("request-new-title")).await?;
     finn.page("guide-04-question-sets").await?;
     finn.click("input[name=set][value=pq-general]").await?;
     finn.click("form[action='/requests/new'] button[type=submit]")
@@ -519,12 +548,16 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     .await?;
     finn.page("guide-06-request-form").await?;
     finn.click("button[name=intent][value=check]").await?;
-    assert_eq!(finn.text_of("h1").await?, suomi.get("request-check-title"));
+    finn.shows("h1", &suomi.get("request-check-title")).await?;
     assert!(finn.text_of("main").await?.contains("Ana Sofia Martins"));
     finn.page("guide-07-check-request").await?;
     finn.click("button[name=intent][value=send]").await?;
 
     // The case has one reference for good: its address.
+    wait_until("the request's page", common::WAIT, || async {
+        finn.url().await.contains("/cases/")
+    })
+    .await?;
     let case_url = finn.url().await;
     let reference = case_url
         .rsplit('/')
@@ -532,12 +565,8 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
         .and_then(|r| r.split('?').next())
         .context("a case address")?
         .to_owned();
-    assert!(finn.text_of(".notice").await?.contains(&reference));
-    assert!(
-        finn.text_of(".status")
-            .await?
-            .contains(&suomi.get("status-sent"))
-    );
+    finn.shows(".notice", &reference).await?;
+    finn.shows(".status", &suomi.get("status-sent")).await?;
     finn.reload_until(
         "the Portuguese node's signed receipt",
         ".timeline .delivery-delivered",
@@ -575,12 +604,9 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     portuguese
         .click("form input[name=action][value=accept] + button")
         .await?;
-    assert!(
-        portuguese
-            .text_of(".status")
-            .await?
-            .contains(&portugues.get("status-accepted"))
-    );
+    portuguese
+        .shows(".status", &portugues.get("status-accepted"))
+        .await?;
     let later = imi_protocol::Timestamp::from_system_time(std::time::SystemTime::now())
         .date()
         .checked_add_days(30)
@@ -590,7 +616,7 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     portuguese
         .click("form input[name=action][value=propose-deadline] ~ button")
         .await?;
-    assert!(portuguese.text_of("main").await?.contains(&later));
+    portuguese.shows("main", &later).await?;
     portuguese.page("guide-11-deadline-proposed").await?;
 
     // The Finn accepts the new date.
@@ -603,11 +629,8 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     finn.page("guide-12-review-deadline").await?;
     finn.click("form input[name=action][value=accept-deadline] + button")
         .await?;
-    assert!(
-        finn.text_of(".notice")
-            .await?
-            .contains(&suomi.get("history-accept-deadline"))
-    );
+    finn.shows(".notice", &suomi.get("history-accept-deadline"))
+        .await?;
 
     // The Portuguese official answers every question asked.
     portuguese.goto(&format!("{pt_url}{case_path}")).await?;
@@ -634,12 +657,9 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     portuguese
         .click("button[name=action][value=answer]")
         .await?;
-    assert!(
-        portuguese
-            .text_of(".status")
-            .await?
-            .contains(&portugues.get("status-answered"))
-    );
+    portuguese
+        .shows(".status", &portugues.get("status-answered"))
+        .await?;
 
     // The Finn reads the answer in Finnish and closes with a rating.
     finn.goto(&format!("{fi_url}{case_path}")).await?;
@@ -657,23 +677,11 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     );
     finn.page("guide-14-answer-received").await?;
     finn.click("#timeliness").await?;
-    finn.client
-        .find(Locator::Css("#timeliness option[value='5']"))
-        .await?
-        .click()
-        .await?;
-    finn.client
-        .find(Locator::Css("#effort option[value='4']"))
-        .await?
-        .click()
-        .await?;
+    finn.click("#timeliness option[value='5']").await?;
+    finn.click("#effort option[value='4']").await?;
     finn.click("form input[name=action][value=close] ~ button")
         .await?;
-    assert!(
-        finn.text_of(".status")
-            .await?
-            .contains(&suomi.get("status-closed"))
-    );
+    finn.shows(".status", &suomi.get("status-closed")).await?;
     finn.page("guide-15-closed").await?;
     portuguese.goto(&format!("{pt_url}{case_path}")).await?;
     portuguese
@@ -682,12 +690,9 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
             ".timeline-item:nth-child(6)",
         )
         .await?;
-    assert!(
-        portuguese
-            .text_of(".status")
-            .await?
-            .contains(&portugues.get("status-closed"))
-    );
+    portuguese
+        .shows(".status", &portugues.get("status-closed"))
+        .await?;
 
     // A forged form from another site cannot reopen it.
     finn.post_from_elsewhere(
@@ -700,11 +705,7 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
         suomi.get("error-cross-site-title")
     );
     finn.goto(&format!("{fi_url}{case_path}")).await?;
-    assert!(
-        finn.text_of(".status")
-            .await?
-            .contains(&suomi.get("status-closed"))
-    );
+    finn.shows(".status", &suomi.get("status-closed")).await?;
 
     // A user of another Portuguese authority may not see it.
     portuguese.click(".sign-out button").await?;
