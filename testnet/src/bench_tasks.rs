@@ -21,15 +21,14 @@ use hyper::{Request as HttpRequest, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use imi_node::admin::Password;
 use imi_protocol::{
     CaseAction, CaseId, CaseState, Content, Country, Party, Request, RequestAction, TaskOwner,
     Timestamp,
 };
 
 use crate::bench::Latencies;
-use crate::ui::{DEMO_PASSWORD, demo_people, serve_ui};
-use crate::{Testnet, wait_until};
+use crate::ui::{DEMO_PASSWORD, demo_finland_and_portugal, serve_ui};
+use crate::wait_until;
 
 /// How to load My tasks.
 #[derive(Debug, Clone)]
@@ -138,23 +137,7 @@ pub async fn tasks(options: &TasksOptions) -> Result<TasksReport> {
     if options.connections == 0 {
         bail!("at least one connection is needed");
     }
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(Duration::from_secs(30)).await?;
-    for country in [Country::Fi, Country::Pt] {
-        let node = net.node(country);
-        node.admin()
-            .create_first_coordinator(
-                "coordinator",
-                "National IMI coordinator",
-                "coordinator@imi.test",
-                Password::new(DEMO_PASSWORD),
-            )
-            .await?;
-        demo_people(node, "coordinator").await?;
-    }
+    let net = demo_finland_and_portugal().await?;
     let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
     let finn = fi.admin().user_by_login("fi-official")?.user;
     let actor = finn.actor_for(Country::Fi, "professional-qualifications");

@@ -216,3 +216,28 @@ pub async fn demo_people(node: &Node<CaseApp>, coordinator: &str) -> Result<Vec<
     }
     Ok(people)
 }
+
+/// A Finnish and a Portuguese node, linked, each with its national
+/// coordinator (`coordinator`) and its demo users: the federation the
+/// web UI's tests and the My tasks benchmark work in.
+pub async fn demo_finland_and_portugal() -> Result<crate::Testnet> {
+    let net = crate::Testnet::builder()
+        .countries([Country::Fi, Country::Pt])
+        .start()
+        .await?;
+    net.wait_connected(std::time::Duration::from_secs(30))
+        .await?;
+    for country in [Country::Fi, Country::Pt] {
+        let node = net.node(country);
+        node.admin()
+            .create_first_coordinator(
+                "coordinator",
+                "National IMI coordinator",
+                "coordinator@imi.test",
+                imi_node::admin::Password::new(DEMO_PASSWORD),
+            )
+            .await?;
+        demo_people(node, "coordinator").await?;
+    }
+    Ok(net)
+}

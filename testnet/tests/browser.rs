@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use imi_protocol::{Country, Language};
-use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
-use imi_testnet::{Testnet, free_port, wait_until};
+use imi_testnet::ui::{DEMO_PASSWORD, demo_finland_and_portugal, serve_ui};
+use imi_testnet::{free_port, wait_until};
 use serde_json::json;
 
 /// axe-core 4.14 (MPL-2.0), injected into each page to check it.
@@ -216,23 +216,7 @@ async fn search(browser: &Browser, text: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() -> Result<()> {
     common::logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(common::WAIT).await?;
-    for country in [Country::Fi, Country::Pt] {
-        let node = net.node(country);
-        node.admin()
-            .create_first_coordinator(
-                "coordinator",
-                "National IMI coordinator",
-                "coordinator@imi.test",
-                imi_node::admin::Password::new(DEMO_PASSWORD),
-            )
-            .await?;
-        demo_people(node, "coordinator").await?;
-    }
+    let net = demo_finland_and_portugal().await?;
     let fi = net.node(Country::Fi);
     wait_until(
         "the Finnish node to find the Portuguese doctors' authority",
@@ -445,23 +429,7 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portuguese() -> Result<()> {
     common::logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(common::WAIT).await?;
-    for country in [Country::Fi, Country::Pt] {
-        let node = net.node(country);
-        node.admin()
-            .create_first_coordinator(
-                "coordinator",
-                "National IMI coordinator",
-                "coordinator@imi.test",
-                imi_node::admin::Password::new(DEMO_PASSWORD),
-            )
-            .await?;
-        demo_people(node, "coordinator").await?;
-    }
+    let net = demo_finland_and_portugal().await?;
     let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
     for (node, name, language) in [
         (fi, "Ordem dos Médicos", Language::Pt),

@@ -6,11 +6,10 @@
 mod common;
 
 use anyhow::{Context, Result};
-use imi_node::admin::Password;
 use imi_node::ui::{NodeUi, UiOptions};
 use imi_protocol::{Content, Country, Language, Party, RequestAction, TaskKind, UserId};
-use imi_testnet::ui::{DEMO_PASSWORD, demo_people};
-use imi_testnet::{Testnet, wait_until};
+use imi_testnet::ui::demo_finland_and_portugal;
+use imi_testnet::wait_until;
 use imi_web::{NewRequest, NodeError, NodeInterface, TaskFilter, TaskQuery};
 
 fn all() -> TaskQuery {
@@ -37,23 +36,7 @@ async fn ui(node: &imi_node::node::Node<imi_node::cases::CaseApp>) -> Result<Nod
 async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_both_sides()
 -> Result<()> {
     common::logs();
-    let net = Testnet::builder()
-        .countries([Country::Fi, Country::Pt])
-        .start()
-        .await?;
-    net.wait_connected(common::WAIT).await?;
-    for country in [Country::Fi, Country::Pt] {
-        let node = net.node(country);
-        node.admin()
-            .create_first_coordinator(
-                "coordinator",
-                "National IMI coordinator",
-                "coordinator@imi.test",
-                Password::new(DEMO_PASSWORD),
-            )
-            .await?;
-        demo_people(node, "coordinator").await?;
-    }
+    let net = demo_finland_and_portugal().await?;
     let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
     let user = |node: &imi_node::node::Node<_>, login: &str| -> Result<UserId> {
         Ok(node.admin().user_by_login(login)?.user.id)
