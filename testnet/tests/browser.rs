@@ -263,7 +263,10 @@ async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() 
     browser.assert_accessible("failed sign-in").await?;
 
     sign_in(&browser, &fi_url, "fi-official").await?;
-    assert!(browser.url().await.ends_with("/tasks"));
+    wait_until("signing in to land on My tasks", common::WAIT, || async {
+        browser.url().await.ends_with("/tasks")
+    })
+    .await?;
     browser.goto(&format!("{fi_url}search")).await?;
     assert_eq!(
         browser.text_of("h1").await?,
@@ -285,7 +288,7 @@ async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() 
     browser.assert_accessible("search results").await?;
 
     link.click().await?;
-    assert_eq!(browser.text_of("h1").await?, "Ordem dos Médicos");
+    browser.shows("h1", "Ordem dos Médicos").await?;
     let page = browser.text_of("main").await?;
     assert!(page.contains("Ammattipätevyys"), "area in Finnish: {page}");
     assert!(page.contains("Lääkäri"), "profession in Finnish: {page}");
