@@ -223,6 +223,13 @@ pub enum RequestAction {
         /// The new reply-by date; today or later.
         reply_by: Date,
     },
+    /// Responder's allocator: give an incoming or accepted request to one
+    /// request handler of the authority, whose task it becomes. The
+    /// responder's node checks that the handler is one of its officials.
+    Allocate {
+        /// The official who will handle it.
+        handler: UserId,
+    },
 }
 
 impl RequestAction {
@@ -246,6 +253,7 @@ impl RequestAction {
             RequestAction::Answer { complete: true } => "answer",
             RequestAction::Close { .. } => "close",
             RequestAction::Reopen { .. } => "reopen",
+            RequestAction::Allocate { .. } => "allocate",
         }
     }
 
@@ -278,6 +286,7 @@ impl RequestAction {
             RequestAction::Answer { complete: true } => "answer the request",
             RequestAction::Close { .. } => "close the request",
             RequestAction::Reopen { .. } => "reopen the request",
+            RequestAction::Allocate { .. } => "allocate the request to a handler",
         }
     }
 }
@@ -299,6 +308,7 @@ pub struct Request {
     information_requested: bool,
     answers: u32,
     forwarded_from: Vec<Party>,
+    handler: Option<UserId>,
     rating: Option<Rating>,
     sequence: u64,
     created_at: Timestamp,
@@ -313,6 +323,8 @@ pub struct Request {
 const REQUESTER_ROLES: &[Role] = &[Role::RequestHandler];
 /// The roles that may accept, decline or forward an incoming request.
 const TRIAGE_ROLES: &[Role] = &[Role::RequestHandler, Role::Allocator];
+/// The roles that may allocate a request to a handler.
+const ALLOCATE_ROLES: &[Role] = &[Role::Allocator];
 /// The roles that may work on an accepted request.
 const ANSWER_ROLES: &[Role] = &[Role::RequestHandler];
 
@@ -350,6 +362,7 @@ impl Request {
             information_requested: false,
             answers: 0,
             forwarded_from: Vec::new(),
+            handler: None,
             rating: None,
             sequence: 0,
             created_at: at,
@@ -416,6 +429,12 @@ impl Request {
     /// oldest first.
     pub fn forwarded_from(&self) -> &[Party] {
         &self.forwarded_from
+    }
+
+    /// The responder's official the request is allocated to, if an
+    /// allocator chose one (cleared when it is forwarded).
+    pub fn handler(&self) -> Option<UserId> {
+        self.handler
     }
 
     /// The requester's rating, while closed.
@@ -515,6 +534,7 @@ impl Request {
                 matches!(status, S::PartiallyAnswered | S::Answered).then_some(requester)
             }
             A::Reopen { .. } => (status == S::Closed).then_some(requester),
+            A::Allocate { .. } => (status == S::Sent || working).then_some(responder),
         }
     }
 
@@ -544,6 +564,7 @@ impl Request {
             })?;
         let roles = match (action, &side) {
             (A::Accept | A::Decline | A::Forward { .. }, Side::Responder(_)) => TRIAGE_ROLES,
+            (A::Allocate { .. }, _) => ALLOCATE_ROLES,
             (_, Side::Responder(_)) => ANSWER_ROLES,
             _ => REQUESTER_ROLES,
         };
@@ -621,6 +642,7 @@ impl Request {
                 check_responder(self.requester, *to, name)?;
                 next.forwarded_from.push(self.responder);
                 next.responder = *to;
+                next.handler = None;
                 next.status = RequestStatus::Sent;
                 next.accepted_at = None;
                 next.deadline_proposal = None;
@@ -717,6 +739,15 @@ impl Request {
                     Effect::StopRetention,
                     Effect::StartDeadline { due: *reply_by },
                 ]
+            }
+            A::Allocate { handler } => {
+                if self.handler == Some(*handler) {
+                    return Err(invalid(InvalidArgument::HandlerUnchanged {
+                        handler: *handler,
+                    }));
+                }
+                next.handler = Some(*handler);
+                Vec::new()
             }
         };
         next.sequence = self.sequence.saturating_add(1);

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Actor, AuthorityId, CaseId, Country, Date, Role, Timestamp};
+use crate::{Actor, AuthorityId, CaseId, Country, Date, Role, Timestamp, UserId};
 
 /// An authority taking part in a case, with its country (whose node serves
 /// it and whose national coordinator may act on its behalf).
@@ -231,6 +231,12 @@ pub enum InvalidArgument {
     ForwardToCurrentResponder {
         /// The current responder.
         authority: AuthorityId,
+    },
+    /// A request allocated to the handler who already has it.
+    #[error("the request is already allocated to {handler}; choose another handler")]
+    HandlerUnchanged {
+        /// The handler chosen.
+        handler: UserId,
     },
     /// An alert or notification with no recipient.
     #[error("choose at least one recipient country or the Commission")]

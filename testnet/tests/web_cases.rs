@@ -182,3 +182,140 @@ async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_b
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocator_gives_an_incoming_request_to_one_handler_whose_task_it_becomes() -> Result<()>
+{
+    common::logs();
+    let net = demo_finland_and_portugal().await?;
+    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
+    let user = |node: &imi_node::node::Node<_>, login: &str| -> Result<UserId> {
+        Ok(node.admin().user_by_login(login)?.user.id)
+    };
+    let (finn, handler, allocator, nurse) = (
+        user(fi, "fi-official")?,
+        user(pt, "pt-official")?,
+        user(pt, "pt-allocator")?,
+        user(pt, "pt-nurses")?,
+    );
+    let ordem = Party {
+        authority: pt.admin().user(handler)?.user.authority,
+        country: Country::Pt,
+    };
+    wait_until(
+        "the Finnish node to know the Ordem",
+        common::WAIT,
+        || async {
+            fi.directory()
+                .authority(Country::Pt, ordem.authority)
+                .is_some()
+        },
+    )
+    .await?;
+    let (fi_ui, pt_ui) = (ui(fi).await?, ui(pt).await?);
+    let reply_by = fi_ui
+        .tasks(finn, all())
+        .await?
+        .today
+        .checked_add_days(14)
+        .context("a date")?;
+    let case = fi_ui
+        .new_request(
+            finn,
+            NewRequest {
+                to: ordem,
+                area: "professional-qualifications".into(),
+                content: Content::default(),
+                send: Some(reply_by),
+            },
+        )
+        .await?;
+    wait_until(
+        "the request in the allocator's tasks",
+        common::WAIT,
+        || async {
+            pt_ui
+                .tasks(allocator, all())
+                .await
+                .is_ok_and(|l| l.tasks.iter().any(|t| t.case == case))
+        },
+    )
+    .await?;
+
+    // The allocator may allocate (and accept), not answer; the choice is
+    // the authority's request handlers.
+    let seen = pt_ui.case(allocator, case).await?;
+    assert!(seen.allowed.contains(&"allocate") && !seen.allowed.contains(&"answer"));
+    assert_eq!(seen.handlers, [(handler, "Maria Silva".to_owned())]);
+    // A request handler of the Ordem may not allocate.
+    assert!(
+        !pt_ui
+            .case(handler, case)
+            .await?
+            .allowed
+            .contains(&"allocate")
+    );
+
+    // Someone of another authority is refused, and nothing changes.
+    let wrong = pt_ui
+        .act(
+            allocator,
+            case,
+            RequestAction::Allocate { handler: nurse },
+            Content::default(),
+        )
+        .await;
+    assert!(matches!(wrong, Err(NodeError::Invalid(_))), "{wrong:?}");
+    assert_eq!(pt_ui.case(allocator, case).await?.handler, None);
+
+    pt_ui
+        .act(
+            allocator,
+            case,
+            RequestAction::Allocate { handler },
+            Content::default(),
+        )
+        .await?;
+    let mine = TaskQuery {
+        filter: TaskFilter::Mine,
+        ..all()
+    };
+    let handlers_tasks = pt_ui.tasks(handler, mine).await?.tasks;
+    assert!(
+        handlers_tasks
+            .iter()
+            .any(|t| t.case == case && t.kind == TaskKind::AcceptRequest && t.personal),
+        "{handlers_tasks:?}"
+    );
+    assert!(
+        !pt_ui
+            .tasks(allocator, all())
+            .await?
+            .tasks
+            .iter()
+            .any(|t| t.case == case),
+        "allocated, the request left the authority's list"
+    );
+    let allocated = pt_ui.case(handler, case).await?;
+    assert_eq!(allocated.handler.as_deref(), Some("Maria Silva"));
+
+    // The step reaches the requester's node, which keeps the case's log.
+    wait_until(
+        "the allocation in the Finnish history",
+        common::WAIT,
+        || async {
+            fi_ui
+                .case(finn, case)
+                .await
+                .is_ok_and(|v| v.history.iter().any(|h| h.action == "allocate"))
+        },
+    )
+    .await?;
+    assert_eq!(fi_ui.case(finn, case).await?.handler, None);
+
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}

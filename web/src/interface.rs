@@ -367,6 +367,12 @@ pub struct CaseView {
     /// The authorities the request may be forwarded to (the responder's
     /// country's, competent in the request's area), when it may be.
     pub forward_to: Vec<PartyName>,
+    /// The name of the official the request is allocated to, when the
+    /// reader's node knows them (the responder's node does).
+    pub handler: Option<String>,
+    /// The request handlers the reader may allocate the request to, when
+    /// they may: id and name.
+    pub handlers: Vec<(UserId, String)>,
     /// Today on the node.
     pub today: Date,
 }

@@ -41,10 +41,17 @@ use crate::routes::{self, ROUTES};
 use crate::store::StoreError;
 
 /// Cases: case id → [`CaseRecord`].
-pub(crate) const CASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-2");
-/// The form of the cases table before every case had a sequencer; a store
-/// that still holds it is refused at start (see docs/STORE.md).
-const CASES_BEFORE_SEQUENCER: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-1");
+pub(crate) const CASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-3");
+/// Earlier forms of the cases table, with why this version cannot read
+/// them; a store that still holds one is refused at start (see
+/// docs/STORE.md).
+const EARLIER_CASES: [(&str, &str); 2] = [
+    ("cases-1", "written before every case had a sequencer"),
+    (
+        "cases-2",
+        "written before requests could be allocated to a handler and steps carry attachments",
+    ),
+];
 
 /// A case as this node keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,18 +172,19 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Creates the case tables; refuses a store with cases in an earlier form.
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     use redb::ReadableTableMetadata;
-    match tx.open_table(CASES_BEFORE_SEQUENCER) {
-        Ok(old) if old.len()? > 0 => {
+    for (name, why) in EARLIER_CASES {
+        let earlier: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(name);
+        if tx.open_table(earlier)?.len()? > 0 {
             return Err(StoreError::corrupt(
                 "cases",
-                "this store holds cases written before every case had a sequencer \
-                 (table cases-1); it cannot be read by this version: start from a new store",
+                format!(
+                    "this store holds cases {why} (table {name}); it cannot be read by this \
+                     version: start from a new store"
+                ),
             ));
         }
-        Ok(_) => {}
-        Err(err) => return Err(err.into()),
+        tx.delete_table(earlier)?;
     }
-    tx.delete_table(CASES_BEFORE_SEQUENCER)?;
     tx.open_table(CASES)?;
     routes::create_tables(tx)?;
     tasks::create_tables(tx)?;
@@ -566,4 +574,38 @@ fn take_step(
         }
     }
     Ok(replica.act(step, resolve)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableTable, TableDefinition};
+
+    use super::create_tables;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_store_with_cases_of_an_earlier_form_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        const EARLIER: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("cases-2");
+        store
+            .write(|tx| {
+                tx.open_table(EARLIER)?
+                    .insert([7u8; 16].as_slice(), b"a case".as_slice())?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        let refused = store.write(|tx| create_tables(tx)).await.unwrap_err();
+        let reason = refused.to_string();
+        assert!(
+            reason.contains("cases-2") && reason.contains("start from a new store"),
+            "{reason}"
+        );
+        let tx = store.read().unwrap();
+        let table = tx.open_table(EARLIER).unwrap();
+        let kept = table.get([7u8; 16].as_slice()).unwrap().unwrap();
+        assert_eq!(kept.value(), b"a case");
+    }
 }

@@ -268,8 +268,23 @@ impl NodeUi {
         } else {
             vec![]
         };
+        let handlers = if allowed.contains(&"allocate") {
+            self.handlers_for(&request)?
+                .into_iter()
+                .filter(|(id, _)| Some(*id) != request.handler())
+                .collect()
+        } else {
+            vec![]
+        };
+        let handler = request
+            .handler()
+            .filter(|_| request.responder().country == self.info.country)
+            .and_then(|id| self.admin.user(id).ok())
+            .map(|a| a.user.name);
         Ok(CaseView {
             forward_to,
+            handler,
+            handlers,
             requester: self.party_name(request.requester(), reader),
             responder: self.party_name(request.responder(), reader),
             reader_is_requester: request.requester() == Party::of(&actor),
@@ -333,6 +348,29 @@ impl NodeUi {
         Ok(id)
     }
 
+    /// The active request handlers of the responding authority in the
+    /// request's area, by name: who an allocator may give it to.
+    fn handlers_for(
+        &self,
+        request: &Request,
+    ) -> Result<Vec<(imi_protocol::UserId, String)>, NodeError> {
+        let mut found: Vec<(imi_protocol::UserId, String)> = self
+            .admin
+            .users_of(request.responder().authority)
+            .map_err(admin_error)?
+            .into_iter()
+            .filter(|a| {
+                a.user.active
+                    && a.user
+                        .roles_for(request.area())
+                        .contains(&imi_protocol::Role::RequestHandler)
+            })
+            .map(|a| (a.user.id, a.user.name))
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(found)
+    }
+
     pub(super) async fn take_step(
         &self,
         user: imi_protocol::UserId,
@@ -341,8 +379,21 @@ impl NodeUi {
         content: Content,
     ) -> Result<(), NodeError> {
         self.official(user).await?;
-        let (record, _, actor) = self.readable(user, case)?;
+        let (record, request, actor) = self.readable(user, case)?;
         let key = action.key();
+        // The state machine cannot know the responder's officials; this
+        // node can: a request goes only to one of its request handlers.
+        if let RequestAction::Allocate { handler } = &action
+            && !self
+                .handlers_for(&request)?
+                .iter()
+                .any(|(id, _)| id == handler)
+        {
+            info!(user = %user, %case, %handler, "allocation to an official who is not a request handler here refused");
+            return Err(NodeError::Invalid(
+                "the request can only be allocated to an active request handler of your authority in its area".into(),
+            ));
+        }
         // Sending a draft carries what the draft holds.
         let content = match (&action, content == Content::default()) {
             (RequestAction::Send { .. }, true) => record
@@ -410,6 +461,9 @@ fn allowed(request: &Request, actor: &Actor, today: Date) -> Vec<RequestActionKe
             },
         },
         RequestAction::Reopen { reply_by: later },
+        RequestAction::Allocate {
+            handler: imi_protocol::UserId::from_bytes([0xff; 16]),
+        },
     ];
     let at: Timestamp = today.start();
     candidates

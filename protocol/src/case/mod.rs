@@ -328,7 +328,10 @@ impl TaskKind {
 fn request_tasks(r: &Request) -> Vec<Task> {
     use RequestStatus as S;
     let requester = TaskOwner::Authority(r.requester());
-    let responder = TaskOwner::Authority(r.responder());
+    // An allocated request waits for its handler, not the whole authority.
+    let responder = r
+        .handler()
+        .map_or(TaskOwner::Authority(r.responder()), TaskOwner::User);
     let due = r.reply_by();
     let task = |owner, kind, due| Task { owner, kind, due };
     let mut tasks = Vec::new();

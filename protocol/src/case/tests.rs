@@ -263,7 +263,7 @@ fn action(kind: u8, choice: u8, arg: u8, n: usize, clock: u64) -> CaseAction {
         effort: 1 + (arg / 5) % 5,
     };
     match kind % 3 {
-        0 => CaseAction::Request(match choice % 13 {
+        0 => CaseAction::Request(match choice % 14 {
             0 => RequestAction::Accept,
             1 => RequestAction::Decline,
             2 => RequestAction::Forward {
@@ -283,6 +283,9 @@ fn action(kind: u8, choice: u8, arg: u8, n: usize, clock: u64) -> CaseAction {
             10 => RequestAction::Close { rating },
             11 => RequestAction::Reopen {
                 reply_by: date(arg),
+            },
+            12 => RequestAction::Allocate {
+                handler: UserId::from_parts(1, u128::from(arg % 3)),
             },
             _ => RequestAction::Answer { complete: true },
         }),

@@ -165,9 +165,15 @@ enum Sample {
     AnswerCompletely,
     Close,
     Reopen,
+    Allocate,
 }
 
-const SAMPLES: [Sample; 16] = [
+/// The handler the samples allocate requests to.
+fn handler() -> UserId {
+    UserId::from_parts(5, 55)
+}
+
+const SAMPLES: [Sample; 17] = [
     Sample::ModifyDraft,
     Sample::DiscardDraft,
     Sample::Send,
@@ -184,6 +190,7 @@ const SAMPLES: [Sample; 16] = [
     Sample::AnswerCompletely,
     Sample::Close,
     Sample::Reopen,
+    Sample::Allocate,
 ];
 
 fn sample(kind: Sample) -> RequestAction {
@@ -215,6 +222,7 @@ fn sample(kind: Sample) -> RequestAction {
         Sample::Reopen => A::Reopen {
             reply_by: date(NEW_DATE),
         },
+        Sample::Allocate => A::Allocate { handler: handler() },
     }
 }
 
@@ -236,6 +244,7 @@ fn sample_of(action: &RequestAction) -> Sample {
         A::Answer { complete: true } => Sample::AnswerCompletely,
         A::Close { .. } => Sample::Close,
         A::Reopen { .. } => Sample::Reopen,
+        A::Allocate { .. } => Sample::Allocate,
     }
 }
 
@@ -314,6 +323,16 @@ const ALLOWED: &[(Phase, Sample, Who, Phase)] = {
         (PartialPI, X::Close, Requester, Closed),
         (Answered, X::Close, Requester, Closed),
         (Closed, X::Reopen, Requester, Accepted),
+        (Sent, X::Allocate, Responder, Sent),
+        (SentP, X::Allocate, Responder, SentP),
+        (Accepted, X::Allocate, Responder, Accepted),
+        (AcceptedP, X::Allocate, Responder, AcceptedP),
+        (AcceptedI, X::Allocate, Responder, AcceptedI),
+        (AcceptedPI, X::Allocate, Responder, AcceptedPI),
+        (Partial, X::Allocate, Responder, Partial),
+        (PartialP, X::Allocate, Responder, PartialP),
+        (PartialI, X::Allocate, Responder, PartialI),
+        (PartialPI, X::Allocate, Responder, PartialPI),
     ]
 };
 
@@ -372,6 +391,7 @@ fn every_allowed_transition_succeeds_and_lands_where_the_diagram_says() {
         let state = reach(phase);
         let actor = match who {
             Who::Requester => requester(),
+            Who::Responder if kind == Sample::Allocate => actor(PT_AUTHORITY, &[Role::Allocator]),
             Who::Responder => responder(),
         };
         let action = sample(kind);
@@ -478,7 +498,9 @@ fn every_allowed_transition_checks_the_side_and_the_role() {
         );
 
         // On the right side, the role decides.
-        let needed = if who == Who::Responder && is_triage(kind) {
+        let needed = if kind == Sample::Allocate {
+            vec![Role::Allocator]
+        } else if who == Who::Responder && is_triage(kind) {
             vec![Role::RequestHandler, Role::Allocator]
         } else {
             vec![Role::RequestHandler]
@@ -1126,6 +1148,7 @@ fn arb_action() -> impl Strategy<Value = RequestAction> {
             rating: Rating { timeliness, effort },
         }),
         3 => dates.prop_map(|reply_by| A::Reopen { reply_by }),
+        2 => Just(A::Allocate { handler: handler() }),
     ]
 }
 
@@ -1220,11 +1243,18 @@ fn walk((start, steps): (Phase, Vec<Step>)) -> Result<Vec<(Phase, Sample)>, Test
                 let coordinator =
                     who.has(Role::NationalCoordinator) && who.country == party.country;
                 prop_assert!(coordinator || who.authority == party.authority);
-                prop_assert!(
-                    coordinator
-                        || who.has(Role::RequestHandler)
-                        || (side == Who::Responder && is_triage(kind) && who.has(Role::Allocator))
-                );
+                if kind == Sample::Allocate {
+                    prop_assert!(coordinator || who.has(Role::Allocator));
+                    prop_assert_eq!(next.handler(), Some(handler()));
+                } else {
+                    prop_assert!(
+                        coordinator
+                            || who.has(Role::RequestHandler)
+                            || (side == Who::Responder
+                                && is_triage(kind)
+                                && who.has(Role::Allocator))
+                    );
+                }
                 prop_assert!(!(who.roles.len() == 1 && who.has(Role::CommissionObserver)));
                 if next.status() == RequestStatus::Closed {
                     prop_assert!(next.rating().is_some());
@@ -1270,4 +1300,63 @@ fn random_walks_take_every_transition_of_the_diagram() {
         .filter(|(phase, kind, _, _)| !taken.contains(&(*phase, *kind)))
         .collect();
     assert!(missing.is_empty(), "never taken: {missing:?}");
+}
+
+#[test]
+fn an_allocated_request_waits_for_its_handler_until_it_is_forwarded() {
+    use crate::case::{CaseState, TaskKind, TaskOwner};
+    let allocator = actor(PT_AUTHORITY, &[Role::Allocator]);
+    let sent = reach(Phase::Sent);
+
+    // A request handler cannot allocate; the allocator can.
+    assert_eq!(
+        sent.apply(&responder(), at(50), &sample(Sample::Allocate))
+            .map(|t| t.state),
+        Err(TransitionError::MissingRole {
+            action: "allocate the request to a handler",
+            needed: vec![Role::Allocator],
+        })
+    );
+    let allocated = step(&sent, &allocator, sample(Sample::Allocate));
+    assert_eq!(allocated.handler(), Some(handler()));
+    assert_eq!(allocated.status(), RequestStatus::Sent);
+    let owners = |r: &Request| -> Vec<(TaskOwner, TaskKind)> {
+        CaseState::Request(r.clone())
+            .tasks()
+            .into_iter()
+            .map(|t| (t.owner, t.kind))
+            .collect()
+    };
+    assert_eq!(
+        owners(&allocated),
+        [(TaskOwner::User(handler()), TaskKind::AcceptRequest)]
+    );
+
+    // The same handler again is refused, another one takes over.
+    let again = allocated.apply(&allocator, at(60), &sample(Sample::Allocate));
+    assert!(matches!(
+        again,
+        Err(TransitionError::Invalid {
+            problem: InvalidArgument::HandlerUnchanged { .. },
+            ..
+        })
+    ));
+    let other = UserId::from_parts(6, 66);
+    let reallocated = step(&allocated, &allocator, A::Allocate { handler: other });
+    let accepted = step(&reallocated, &responder(), A::Accept);
+    assert_eq!(
+        owners(&accepted),
+        [(TaskOwner::User(other), TaskKind::AnswerRequest)]
+    );
+
+    // Forwarded, it reaches the new authority as a whole, unallocated.
+    let forwarded = step(&accepted, &responder(), sample(Sample::Forward));
+    assert_eq!(forwarded.handler(), None);
+    assert_eq!(
+        owners(&forwarded),
+        [(
+            TaskOwner::Authority(party(PT_OTHER)),
+            TaskKind::AcceptRequest
+        )]
+    );
 }

@@ -72,6 +72,8 @@ struct CaseTemplate {
     allowed: Vec<&'static str>,
     answer_fields: Vec<Field>,
     forward_to: Vec<(String, String, &'static str)>,
+    handler: Option<String>,
+    handlers: Vec<(String, String)>,
     later: String,
     ratings: Vec<u8>,
     errors: Vec<FieldError>,
@@ -264,6 +266,12 @@ fn case_page(
                     )
                 })
                 .collect(),
+            handler: view.handler.clone(),
+            handlers: view
+                .handlers
+                .iter()
+                .map(|(id, name)| (id.to_string(), name.clone()))
+                .collect(),
             later,
             ratings: (Rating::MIN..=Rating::MAX).collect(),
             errors,
@@ -378,6 +386,20 @@ fn step_of(
                 )),
                 None => Err(vec![FieldError::named(
                     "forward-to",
+                    t.get("request-bad-choice"),
+                )]),
+            }
+        }
+        "allocate" => {
+            let chosen = value(pairs, "allocate-handler");
+            match view
+                .handlers
+                .iter()
+                .find(|(id, _)| id.to_string() == chosen)
+            {
+                Some((handler, _)) => plain(RequestAction::Allocate { handler: *handler }),
+                None => Err(vec![FieldError::named(
+                    "allocate-handler",
                     t.get("request-bad-choice"),
                 )]),
             }

@@ -319,6 +319,7 @@ pub(crate) const ACTIONS: &[&str] = &[
     "answer",
     "close",
     "reopen",
+    "allocate",
 ];
 
 /// The message naming a case's status.
