@@ -66,10 +66,18 @@ pub struct WebConfig {
     /// Minutes after which an unused session ends.
     #[serde(default = "default_idle_minutes")]
     pub idle_minutes: u64,
+    /// The files an official may attach to one step, in KiB, in all (at
+    /// most 4096, what every node accepts).
+    #[serde(default = "default_attachment_kib")]
+    pub max_attachment_kib: usize,
 }
 
 fn default_idle_minutes() -> u64 {
     30
+}
+
+fn default_attachment_kib() -> usize {
+    2048
 }
 
 /// Key and certificate files of a node.
@@ -235,6 +243,13 @@ impl Config {
             {
                 return Err(format!(
                     "web.public_origin {origin:?} is not an origin like https://imi.example.fi"
+                ));
+            }
+            let most = imi_protocol::MAX_STEP_ATTACHMENT_BYTES / 1024;
+            if web.max_attachment_kib == 0 || web.max_attachment_kib > most {
+                return Err(format!(
+                    "web.max_attachment_kib is {}: choose 1 to {most} (other nodes refuse a step with more)",
+                    web.max_attachment_kib
                 ));
             }
         }

@@ -54,7 +54,10 @@ pub use envelope::{
 };
 pub use ids::{AuthorityId, CaseId, InvalidId, MessageId, StepId, UserId};
 pub use language::{Language, UnknownLanguage};
-pub use message::{CaseAction, Content, FreeText};
+pub use message::{
+    Attachment, AttachmentError, CaseAction, Content, FreeText, MAX_ATTACHMENTS_PER_STEP,
+    MAX_CASE_ATTACHMENT_BYTES, MAX_STEP_ATTACHMENT_BYTES,
+};
 pub use notification::{Notification, NotificationAction, NotificationStatus};
 pub use request::{Rating, Request, RequestAction, RequestStatus};
 pub use roles::{Actor, Role, UnknownRole};

@@ -517,10 +517,20 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
         "Hakija haluaa toimia lääkärinä Suomessa. Pyydämme vahvistamaan tutkinnon.",
     )
     .await?;
+    // The diploma, attached from the official's disk.
+    let diploma_path = finn.shots.join("tutkintotodistus.pdf");
+    let diploma = b"%PDF-1.4\n% Diploma of Ana Sofia Martins, Universidade de Lisboa\n%%EOF\n";
+    std::fs::write(&diploma_path, diploma)?;
+    finn.element("#attachments")
+        .await?
+        .send_keys(&diploma_path.display().to_string())
+        .await?;
     finn.page("guide-06-request-form").await?;
     finn.click("button[name=intent][value=check]").await?;
     finn.shows("h1", &suomi.get("request-check-title")).await?;
-    assert!(finn.text_of("main").await?.contains("Ana Sofia Martins"));
+    let check = finn.text_of("main").await?;
+    assert!(check.contains("Ana Sofia Martins"), "{check}");
+    assert!(check.contains("tutkintotodistus.pdf"), "{check}");
     finn.page("guide-07-check-request").await?;
     finn.click("button[name=intent][value=send]").await?;
 
@@ -570,6 +580,28 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
         "a yes in Portuguese: {page}"
     );
     portuguese.page("guide-10-incoming-request").await?;
+    // The diploma came with the request: the Portuguese node checked it
+    // against its digest, and it downloads as it was attached.
+    let link = portuguese
+        .element(".timeline .files a")
+        .await?
+        .attr("href")
+        .await?
+        .context("a link to the file")?;
+    let downloaded = portuguese
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], { credentials: 'same-origin' })
+               .then(r => r.text()).then(done);",
+            vec![json!(link)],
+        )
+        .await?;
+    assert_eq!(
+        downloaded.as_str(),
+        Some(std::str::from_utf8(diploma)?),
+        "the file as attached"
+    );
 
     // Accepts, proposes a later reply-by date.
     portuguese
@@ -684,6 +716,13 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     assert_eq!(
         portuguese
             .status_of(&format!("{pt_url}{case_path}"))
+            .await?,
+        403
+    );
+    // Nor its files.
+    assert_eq!(
+        portuguese
+            .status_of(&format!("{}{}", pt_url.trim_end_matches('/'), link))
             .await?,
         403
     );

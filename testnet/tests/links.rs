@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use imi_node::delivery::{self, Direction, MessageStatus};
 use imi_protocol::{
-    CaseAction, CaseId, Content, Country, FreeText, Language, Rating, Request, RequestAction, Role,
-    Timestamp,
+    Attachment, CaseAction, CaseId, Content, Country, FreeText, Language, Rating, Request,
+    RequestAction, Role, Timestamp,
 };
 use imi_testnet::{Testnet, wait_until};
 
@@ -34,6 +34,7 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
             language: Language::Fi,
             text: "Onko lääkärillä voimassa oleva oikeus harjoittaa ammattia?".into(),
         }),
+        ..Content::default()
     };
     let step = CaseAction::Request;
     fi.act(
@@ -91,7 +92,14 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
             language: Language::Pt,
             text: "O médico está inscrito na Ordem sem restrições.".into(),
         }),
+        // The register extract, as a file of a few hundred kilobytes.
+        attachments: vec![Attachment::new(
+            "certidao-inscricao.pdf",
+            "application/pdf",
+            (0..300_000u32).map(|i| (i % 251) as u8).collect(),
+        )],
     };
+    let extract = answer.attachments[0].clone();
     pt.act(
         case,
         portuguese.clone(),
@@ -129,6 +137,9 @@ async fn seed_scenario(quic: bool) -> anyhow::Result<()> {
         .expect("the answer is in the Finnish history");
     assert_eq!(answer_entry.node, *pt.address());
     assert_eq!(answer_entry.content.fields["pq-professional-name"], "yes");
+    // The register extract arrived whole, and still matches its digest.
+    assert_eq!(answer_entry.content.attachments, [extract]);
+    assert_eq!(answer_entry.content.attachments[0].check(), Ok(()));
 
     // Every message either side sent has the other's signed receipt.
     wait_until("all receipts", WAIT, || async {
@@ -546,5 +557,132 @@ async fn a_send_that_fails_after_writing_stores_nothing_of_it() -> anyhow::Resul
     .await?;
     let sent = delivery::case_messages(fi.store(), case)?;
     assert_eq!(sent.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![1]);
+    Ok(())
+}
+
+/// Requests with large files queued while the recipient is down all
+/// arrive whole when it returns (a delivery request carries at most 7 MiB
+/// of envelopes; the rest follow in the next).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_large_files_sent_together_all_arrive() -> anyhow::Result<()> {
+    let (mut net, finn, portuguese) = finland_and_portugal(false).await?;
+    // Portugal is down while Finland sends, so the four wait together.
+    let stopped = net.stop(Country::Pt).await?;
+    let fi = net.node(Country::Fi);
+    // Four requests of 3 MiB each: 12 MiB, more than one request may carry.
+    let mut cases = Vec::new();
+    for n in 0..4u8 {
+        let case = CaseId::new();
+        let draft = Request::draft(
+            case,
+            &finn,
+            "professional-qualifications",
+            party(&portuguese),
+            Timestamp::from_millis(0),
+        )?;
+        fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
+            .await?;
+        let files = Content {
+            attachments: vec![Attachment::new(
+                format!("diploma-{n}.pdf"),
+                "application/pdf",
+                vec![n; 3 * 1024 * 1024],
+            )],
+            ..Content::default()
+        };
+        cases.push((case, files.attachments[0].digest));
+        fi.act(
+            case,
+            finn.clone(),
+            CaseAction::Request(RequestAction::Send {
+                reply_by: in_days(14),
+            }),
+            files,
+        )
+        .await?;
+    }
+    net.restart(stopped).await?;
+    let pt = net.node(Country::Pt);
+    for (case, digest) in &cases {
+        wait_until("every request to reach Portugal", WAIT, || async {
+            status(pt, *case).as_deref() == Some("sent")
+        })
+        .await?;
+        let record = pt.case(*case)?.expect("the case is in Portugal");
+        let files = &record.history()[0].content.attachments;
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].digest, *digest);
+        assert_eq!(files[0].check(), Ok(()));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_cannot_carry_more_files_than_a_late_joining_node_can_receive() -> anyhow::Result<()>
+{
+    let (net, finn, portuguese) = finland_and_portugal(false).await?;
+    let fi = net.node(Country::Fi);
+    let case = CaseId::new();
+    let draft = Request::draft(
+        case,
+        &finn,
+        "professional-qualifications",
+        party(&portuguese),
+        Timestamp::from_millis(0),
+    )?;
+    fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
+        .await?;
+    let files = |n: u8| Content {
+        attachments: vec![Attachment::new(
+            format!("part-{n}.pdf"),
+            "application/pdf",
+            vec![n; 4 * 1024 * 1024],
+        )],
+        ..Content::default()
+    };
+    let send = CaseAction::Request(RequestAction::Send {
+        reply_by: in_days(14),
+    });
+    // One step may carry 4 MiB; over the case's 6 MiB it is refused.
+    let too_much = Content {
+        attachments: vec![
+            files(1).attachments[0].clone(),
+            Attachment::new("more.pdf", "application/pdf", vec![2; 1]),
+        ],
+        ..Content::default()
+    };
+    let refused = fi.act(case, finn.clone(), send.clone(), too_much).await;
+    assert!(
+        matches!(
+            refused,
+            Err(imi_node::cases::CaseError::Attachment(
+                imi_protocol::AttachmentError::TooLarge { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    let draft = status(fi, case);
+    assert_eq!(state(fi, case).map(|s| s.status_key()), Some("draft"));
+    fi.act(case, finn.clone(), send, files(1)).await?;
+    let sent = status(fi, case);
+    assert_ne!(sent, draft);
+    let second = fi
+        .act(
+            case,
+            finn.clone(),
+            CaseAction::Request(RequestAction::Withdraw),
+            files(2),
+        )
+        .await;
+    assert!(
+        matches!(
+            second,
+            Err(imi_node::cases::CaseError::Attachment(
+                imi_protocol::AttachmentError::TooLarge { .. }
+            ))
+        ),
+        "{second:?}"
+    );
+    assert_eq!(status(fi, case), sent, "nothing changed");
     Ok(())
 }

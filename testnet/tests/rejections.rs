@@ -452,3 +452,27 @@ async fn a_request_cut_inside_an_envelope_is_refused_whole() -> anyhow::Result<(
     assert_eq!(b.pt_snapshot(), before);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_does_not_match_its_digest_is_rejected_and_changes_no_case()
+-> anyhow::Result<()> {
+    let b = bench().await?;
+    let before = b.pt_snapshot();
+    let case = CaseId::new();
+    let mut step = b.step(case, &b.finn, b.send_step());
+    let CaseMessage::Log { entries, .. } = &mut step else {
+        unreachable!("a log message")
+    };
+    let mut diploma =
+        imi_protocol::Attachment::new("diploma.pdf", "application/pdf", b"%PDF diploma".to_vec());
+    // Changed after its digest was taken (a node, or the way, altered it).
+    diploma.bytes[5] = b'X';
+    entries[0].step.content.attachments.push(diploma);
+    let envelope = seal(b.header(case, 1, b.pt_address()), &step, &b.fi_key)?;
+    let id = envelope.header().id;
+    let receipt = b.receipt(b.deliver(envelope.into_bytes()).await?);
+    assert_eq!(rejected_code(&receipt), "bad-attachment");
+    b.assert_rejection_kept(before, id, "bad-attachment");
+    assert!(b.net.node(Country::Pt).case(case)?.is_none());
+    Ok(())
+}

@@ -7,7 +7,9 @@ mod common;
 
 use anyhow::{Context, Result};
 use imi_node::ui::{NodeUi, UiOptions};
-use imi_protocol::{Content, Country, Language, Party, RequestAction, TaskKind, UserId};
+use imi_protocol::{
+    Attachment, Content, Country, Language, Party, RequestAction, TaskKind, UserId,
+};
 use imi_testnet::ui::demo_finland_and_portugal;
 use imi_testnet::wait_until;
 use imi_web::{NewRequest, NodeError, NodeInterface, TaskFilter, TaskQuery};
@@ -71,6 +73,11 @@ async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_b
         ]
         .into(),
         text: None,
+        attachments: vec![Attachment::new(
+            "diploma.pdf",
+            "application/pdf",
+            b"%PDF-1.4 diploma".to_vec(),
+        )],
     };
     let case = fi_ui
         .new_request(
@@ -125,9 +132,24 @@ async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_b
         incoming.requester
     );
 
-    // Nobody else on the node reads it, and nobody else may act.
+    // The draft's file came with it, whole.
+    let sent_step = incoming.history[0].step;
+    assert_eq!(
+        pt_ui.attachment(portuguese, case, sent_step, 0).await?,
+        content.attachments[0]
+    );
+    assert!(matches!(
+        pt_ui.attachment(portuguese, case, sent_step, 1).await,
+        Err(NodeError::NotFound(_))
+    ));
+
+    // Nobody else on the node reads it or its files, and nobody else may act.
     assert!(matches!(
         pt_ui.case(nurse, case).await,
+        Err(NodeError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        pt_ui.attachment(nurse, case, sent_step, 0).await,
         Err(NodeError::NotAllowed(_))
     ));
     assert!(matches!(

@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     pub(crate) info: NodeInfo,
     pub(crate) catalogue: Arc<Catalogue>,
     pub(crate) secure: bool,
+    /// The bytes of the files of one step, at most.
+    pub(crate) max_attachment_bytes: usize,
 }
 
 /// The request's page context.

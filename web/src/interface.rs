@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use imi_protocol::{
-    AreaKey, AuthorityId, CaseId, CaseState, Catalogue, Contact, Content, Country, Date, Language,
-    MessageKind, Party, ProcedureKey, ProfessionKey, RequestAction, Role, TaskKind, Timestamp,
-    UserId,
+    AreaKey, Attachment, AuthorityId, CaseId, CaseState, Catalogue, Contact, Content, Country,
+    Date, Language, MessageKind, Party, ProcedureKey, ProfessionKey, RequestAction, Role, StepId,
+    TaskKind, Timestamp, UserId,
 };
 
 /// What the UI shows about the node that serves it.
@@ -324,6 +324,8 @@ pub enum DeliveryView {
 /// One step of a case's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
+    /// The step's id (its files are fetched by it).
+    pub step: StepId,
     /// When.
     pub at: Timestamp,
     /// The step (`"accept"`).
@@ -479,6 +481,16 @@ pub trait NodeInterface: Send + Sync + 'static {
         action: RequestAction,
         content: Content,
     ) -> Result<(), NodeError>;
+
+    /// File `index` of a step of a request, if the user's authority takes
+    /// part in it.
+    async fn attachment(
+        &self,
+        user: UserId,
+        case: CaseId,
+        step: StepId,
+        index: usize,
+    ) -> Result<Attachment, NodeError>;
 
     /// A stored session, unless missing or expired.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;

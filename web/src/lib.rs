@@ -29,6 +29,7 @@ mod i18n;
 mod interface;
 mod session;
 mod throttle;
+mod upload;
 mod views;
 
 use std::future::Future;
@@ -66,6 +67,10 @@ pub struct WebSettings {
     pub idle_timeout: Duration,
     /// Sign-in throttling.
     pub throttle: ThrottleLimits,
+    /// The bytes of the files an official may attach to one step, at most
+    /// (capped at [`imi_protocol::MAX_STEP_ATTACHMENT_BYTES`], what every
+    /// node accepts).
+    pub max_attachment_bytes: usize,
 }
 
 impl Default for WebSettings {
@@ -74,6 +79,7 @@ impl Default for WebSettings {
             public_origin: None,
             idle_timeout: Duration::from_secs(30 * 60),
             throttle: ThrottleLimits::default(),
+            max_attachment_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -109,6 +115,9 @@ pub fn router(
         throttle: Arc::new(Throttle::new(settings.throttle)),
         node: Arc::clone(&node),
         secure,
+        max_attachment_bytes: settings
+            .max_attachment_bytes
+            .min(imi_protocol::MAX_STEP_ATTACHMENT_BYTES),
     };
     let mut csrf = CsrfLayer::new();
     if let Some(origin) = &settings.public_origin {

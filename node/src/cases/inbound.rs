@@ -11,8 +11,9 @@
 use std::sync::{Arc, Mutex};
 
 use imi_protocol::{
-    Author, CaseId, CaseMessage, Destination, LogError, MessageKind, NodeAddress, Opened, Outgoing,
-    Replica, TransitionError,
+    Author, CaseId, CaseMessage, Destination, LogError, MAX_CASE_ATTACHMENT_BYTES,
+    MAX_STEP_ATTACHMENT_BYTES, MessageKind, NodeAddress, Opened, Outgoing, Replica, Step,
+    TransitionError,
 };
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,37 @@ impl CaseApp {
     }
 }
 
+/// Every file of every step the message carries must match its digest
+/// and fit the limits all nodes keep; otherwise the whole message is
+/// refused and nothing of it is stored.
+fn check_files(message: &CaseMessage) -> Result<(), Rejection> {
+    let steps: Vec<&Step> = match message {
+        CaseMessage::Propose { step, .. } => vec![step.as_ref()],
+        CaseMessage::Log { opening, entries } => opening
+            .iter()
+            .flat_map(|o| o.entries.iter())
+            .chain(entries)
+            .map(|e| &e.step)
+            .collect(),
+    };
+    let mut total = 0;
+    for step in steps {
+        step.content
+            .check_attachments(MAX_STEP_ATTACHMENT_BYTES)
+            .map_err(|e| Rejection::new("bad-attachment", e.to_string()))?;
+        total += step.content.attachment_bytes();
+    }
+    if total > MAX_CASE_ATTACHMENT_BYTES {
+        return Err(Rejection::new(
+            "bad-attachment",
+            format!(
+                "the files come to {total} bytes, more than the {MAX_CASE_ATTACHMENT_BYTES} bytes a case may carry"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn rejection(err: &LogError) -> Rejection {
     let code = match err {
         LogError::NotSequencer { .. } => "not-sequencer",
@@ -106,6 +138,7 @@ impl Inbound for CaseApp {
 
     fn apply(&self, tx: &WriteTransaction, message: &Opened<CaseMessage>) -> Result<(), Rejection> {
         let header = &message.header;
+        check_files(&message.body)?;
         let internal =
             |e: StoreError| Rejection::new("store", format!("the case could not be stored: {e}"));
         let existing = read_case(tx, header.case).map_err(internal)?;

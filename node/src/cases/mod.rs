@@ -26,9 +26,10 @@ use std::collections::BTreeMap;
 
 pub use imi_protocol::CaseState;
 use imi_protocol::{
-    Actor, Author, CaseAction, CaseId, Content, Destination, Effect, Entry, Header, MessageId,
-    MessageKind, NodeAddress, Outcome, Outgoing, PROTOCOL_VERSION, Replica, Step, StepId,
-    Timestamp, TransitionError, seal,
+    Actor, AttachmentError, Author, CaseAction, CaseId, Content, Destination, Effect, Entry,
+    Header, MAX_CASE_ATTACHMENT_BYTES, MAX_STEP_ATTACHMENT_BYTES, MessageId, MessageKind,
+    NodeAddress, Outcome, Outgoing, PROTOCOL_VERSION, Replica, Step, StepId, Timestamp,
+    TransitionError, seal,
 };
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,23 @@ pub struct HistoryEntry {
 }
 
 impl CaseRecord {
+    /// The bytes of every file the case's steps carry (logged and pending).
+    pub fn attachment_bytes(&self) -> usize {
+        let logged: usize = self
+            .replica
+            .log()
+            .iter()
+            .map(|e| e.step.content.attachment_bytes())
+            .sum();
+        let pending: usize = self
+            .replica
+            .pending()
+            .iter()
+            .map(|p| p.step.content.attachment_bytes())
+            .sum();
+        logged + pending
+    }
+
     /// The case as this node shows it (the log and this node's pending
     /// steps).
     pub fn state(&self) -> CaseState {
@@ -238,6 +256,9 @@ pub enum CaseError {
     /// Someone else changed the case at the same moment.
     #[error("case {0} changed while the step was being taken; reload it and try again")]
     Conflict(CaseId),
+    /// The step's files cannot travel.
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
     /// The store failed.
     #[error("the step could not be stored: {0}")]
     Store(String),
@@ -427,6 +448,23 @@ impl CaseDesk {
         action: CaseAction,
         content: Content,
     ) -> Result<CaseRecord, CaseError> {
+        if !content.attachments.is_empty() {
+            content.check_attachments(MAX_STEP_ATTACHMENT_BYTES)?;
+            let before = match &new {
+                Some(record) => record.attachment_bytes(),
+                None => self
+                    .case(case)?
+                    .map_or(0, |record| record.attachment_bytes()),
+            };
+            let size = before + content.attachment_bytes();
+            if size > MAX_CASE_ATTACHMENT_BYTES {
+                return Err(AttachmentError::TooLarge {
+                    size,
+                    limit: MAX_CASE_ATTACHMENT_BYTES,
+                }
+                .into());
+            }
+        }
         let step = Step {
             id: StepId::new(),
             actor: actor.clone(),
@@ -578,7 +616,7 @@ fn take_step(
 
 #[cfg(test)]
 mod tests {
-    use redb::{ReadableTable, TableDefinition};
+    use redb::TableDefinition;
 
     use super::create_tables;
     use crate::store::Store;
@@ -597,7 +635,7 @@ mod tests {
             .await
             .unwrap();
 
-        let refused = store.write(|tx| create_tables(tx)).await.unwrap_err();
+        let refused = store.write(create_tables).await.unwrap_err();
         let reason = refused.to_string();
         assert!(
             reason.contains("cases-2") && reason.contains("start from a new store"),

@@ -293,6 +293,8 @@ where
 pub(crate) enum Attempt {
     Done(MessageStatus),
     Retry(String),
+    /// Not sent: the request was full; goes with the next one, at once.
+    Later,
 }
 
 /// Reads the stored records of `ids` in one snapshot.

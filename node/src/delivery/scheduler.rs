@@ -24,6 +24,9 @@ use crate::store::{Store, StoreError};
 /// Requests in flight to one node at once; messages that become ready
 /// meanwhile wait and go together in the next request.
 const MAX_BATCHES_IN_FLIGHT: usize = 4;
+/// The envelope bytes of one request at most, below the frame limit the
+/// recipient reads (`net::codec`), with room for the framing.
+const MAX_REQUEST_PAYLOAD: usize = 7 * 1024 * 1024;
 /// Retries of one message logged at debug level before they are warned of.
 const QUIET_RETRIES: u32 = 3;
 /// Receipt notifications kept for slow subscribers.
@@ -290,6 +293,7 @@ impl DeliveryTask {
                     }
                 }
             }
+            Attempt::Later => self.ready.push_back(key),
             Attempt::Retry(reason) => {
                 let attempts = self.attempts.entry(key.clone()).or_insert(0);
                 *attempts += 1;
@@ -373,6 +377,7 @@ async fn send_batch(
     let ids: Vec<MessageId> = batch.iter().map(|(_, q)| q.id).collect();
     let mut outcomes: Vec<Option<Attempt>> = Vec::with_capacity(batch.len());
     let mut sending: Vec<(usize, MessageRecord)> = Vec::new();
+    let mut bytes = 0;
     match records(store, &ids) {
         Err(err) => {
             outcomes.extend(ids.iter().map(|_| Some(Attempt::Retry(err.to_string()))));
@@ -386,7 +391,16 @@ async fn send_batch(
                     Some(record) if record.receipt.is_some() => {
                         outcomes.push(Some(Attempt::Done(record.status)))
                     }
+                    // The request is full (large attachments): the rest
+                    // go in the next one.
+                    Some(record)
+                        if !sending.is_empty()
+                            && bytes + record.envelope.len() > MAX_REQUEST_PAYLOAD =>
+                    {
+                        outcomes.push(Some(Attempt::Later));
+                    }
                     Some(record) => {
+                        bytes += record.envelope.len() + 4;
                         outcomes.push(None);
                         sending.push((i, record));
                     }

@@ -218,6 +218,7 @@ impl NodeUi {
                 .flatten()
                 .map(|a| a.user.name);
             history.push(HistoryItem {
+                step: entry.step,
                 at: entry.at,
                 action: action.key(),
                 date: action.date(),
@@ -371,6 +372,23 @@ impl NodeUi {
         Ok(found)
     }
 
+    pub(super) async fn attachment_of(
+        &self,
+        user: imi_protocol::UserId,
+        case: CaseId,
+        step: imi_protocol::StepId,
+        index: usize,
+    ) -> Result<imi_protocol::Attachment, NodeError> {
+        self.official(user).await?;
+        let (record, _, _) = self.readable(user, case)?;
+        record
+            .history()
+            .into_iter()
+            .find(|e| e.step == step)
+            .and_then(|e| e.content.attachments.into_iter().nth(index))
+            .ok_or_else(|| NodeError::NotFound(format!("file {index} of step {step}")))
+    }
+
     pub(super) async fn take_step(
         &self,
         user: imi_protocol::UserId,
@@ -424,6 +442,7 @@ fn case_error(err: CaseError) -> NodeError {
         CaseError::NotFound(case) => NodeError::NotFound(format!("case {case}")),
         CaseError::Refused(refused) => NodeError::Invalid(refused.to_string()),
         CaseError::NoRoute(_) | CaseError::Conflict(_) => NodeError::Invalid(err.to_string()),
+        CaseError::Attachment(err) => NodeError::Invalid(err.to_string()),
         CaseError::Store(reason) => NodeError::Unavailable(reason),
     }
 }

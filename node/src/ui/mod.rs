@@ -397,6 +397,16 @@ impl NodeInterface for NodeUi {
         self.take_step(user, case, action, content).await
     }
 
+    async fn attachment(
+        &self,
+        user: UserId,
+        case: imi_protocol::CaseId,
+        step: imi_protocol::StepId,
+        index: usize,
+    ) -> Result<imi_protocol::Attachment, NodeError> {
+        self.attachment_of(user, case, step, index).await
+    }
+
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {
         let store = self.store.clone();
         let id = id.to_owned();

@@ -72,6 +72,7 @@ impl UiSetup {
             settings: WebSettings {
                 public_origin: web.public_origin.clone(),
                 idle_timeout: Duration::from_secs(web.idle_minutes.max(1) * 60),
+                max_attachment_bytes: web.max_attachment_kib.saturating_mul(1024),
                 ..WebSettings::default()
             },
         }

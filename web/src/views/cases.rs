@@ -3,13 +3,14 @@
 //! steps the reader may take now (`POST /cases/{id}/act`).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use imi_protocol::{
     AuthorityId, CaseId, CaseState, Content, Country, Date, FreeText, Party, Rating, RequestAction,
+    StepId,
 };
 use serde::Deserialize;
 
@@ -18,11 +19,16 @@ use super::{ACTIONS, Chrome, FieldError, render, status_message};
 use crate::context::{AppState, Ctx, SignedIn};
 use crate::error::WebError;
 use crate::interface::{CaseView, DeliveryView, NodeError, StepFate};
+use crate::upload::{self, Submitted};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/cases/{id}", get(page))
-        .route("/cases/{id}/act", post(act))
+        .route(
+            "/cases/{id}/act",
+            post(act).layer(DefaultBodyLimit::max(upload::MAX_FORM_BYTES)),
+        )
+        .route("/cases/{id}/files/{step}/{index}", get(file))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +48,8 @@ pub(crate) struct Step {
     overtaken: bool,
     node: String,
     deliveries: Vec<(String, &'static str)>,
+    /// Download link, name, size, SHA-256 in hex.
+    files: Vec<(String, String, String, String)>,
 }
 
 /// A detail given or a question asked: label, answer, personal data.
@@ -74,6 +82,9 @@ struct CaseTemplate {
     forward_to: Vec<(String, String, &'static str)>,
     handler: Option<String>,
     handlers: Vec<(String, String)>,
+    /// Nothing is carried between a step's page and its form.
+    carried: Vec<upload::Carried>,
+    files_hint: String,
     later: String,
     ratings: Vec<u8>,
     errors: Vec<FieldError>,
@@ -191,6 +202,20 @@ fn case_page(
                 overtaken: matches!(h.fate, StepFate::Overtaken { .. }),
                 fate,
                 node: t.with("history-on-node", "node", &h.node),
+                files: h
+                    .content
+                    .attachments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        (
+                            format!("/cases/{id}/files/{}/{i}", h.step),
+                            a.name.clone(),
+                            upload::human_size(a.bytes.len()),
+                            a.digest_hex(),
+                        )
+                    })
+                    .collect(),
                 deliveries: h
                     .deliveries
                     .iter()
@@ -267,6 +292,8 @@ fn case_page(
                 })
                 .collect(),
             handler: view.handler.clone(),
+            carried: vec![],
+            files_hint: super::requests::files_hint(state, ctx),
             handlers: view
                 .handlers
                 .iter()
@@ -438,6 +465,7 @@ fn step_of(
                     question_set: view.request.question_set.clone(),
                     fields,
                     text: message("answer-message"),
+                    ..Content::default()
                 },
             ))
         }
@@ -460,19 +488,94 @@ fn step_of(
     }
 }
 
+/// A file of a step, as a download: never shown inline, so a file cannot
+/// run as a page of the UI.
+async fn file(
+    State(state): State<AppState>,
+    SignedIn(official): SignedIn,
+    Path((id, step, index)): Path<(String, String, usize)>,
+) -> Result<Response, WebError> {
+    let case = parse_case(&id)?;
+    let step: StepId = step.parse().map_err(|_| WebError::NotFound)?;
+    let file = state
+        .node
+        .attachment(official.id, case, step, index)
+        .await?;
+    let name: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = file
+        .name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let media_type = file
+        .media_type
+        .parse::<HeaderValue>()
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{name}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, media_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+            (
+                header::HeaderName::from_static("x-content-sha256"),
+                HeaderValue::from_str(&file.digest_hex()).unwrap_or(HeaderValue::from_static("")),
+            ),
+        ],
+        file.bytes,
+    )
+        .into_response())
+}
+
 async fn act(
     State(state): State<AppState>,
     ctx: Ctx,
     SignedIn(official): SignedIn,
     Path(id): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    submitted: Submitted,
 ) -> Result<Response, WebError> {
     let case = parse_case(&id)?;
     let view = state.node.case(official.id, case).await?;
-    let (action, content) = match step_of(&pairs, &view, &state, &ctx) {
+    let (action, mut content) = match step_of(&submitted.pairs, &view, &state, &ctx) {
         Ok(step) => step,
         Err(errors) => return Ok(case_page(&state, &ctx, view, None, errors)),
     };
+    // The steps that may carry files, each from its own form.
+    let files_field = match action {
+        RequestAction::Answer { .. } => Some("answer-files"),
+        RequestAction::RequestInformation | RequestAction::ProvideInformation => {
+            Some("information-files")
+        }
+        _ => None,
+    };
+    if let Some(field) = files_field {
+        match upload::attachments(&submitted, field, state.max_attachment_bytes, &ctx.t) {
+            Ok(files) => content.attachments = files,
+            Err(error) => return Ok(case_page(&state, &ctx, view, None, vec![error])),
+        }
+    }
     let key = action.key();
     match state.node.act(official.id, case, action, content).await {
         Ok(()) => Ok(Redirect::to(&format!("/cases/{case}?done={key}")).into_response()),

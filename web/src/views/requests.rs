@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use imi_protocol::{
-    AuthorityId, Content, Country, Date, FreeText, Party, ProcedureKind, QuestionSet,
+    Attachment, AuthorityId, Content, Country, Date, FreeText, Party, ProcedureKind, QuestionSet,
 };
 use serde::Deserialize;
 
@@ -25,14 +25,16 @@ use super::{Chrome, FieldError, render};
 use crate::context::{AppState, Ctx, SignedIn};
 use crate::error::WebError;
 use crate::interface::{NewRequest, Official};
+use crate::upload::{self, Carried, Submitted};
 
 /// Days to reply when the procedure sets none.
 const DEFAULT_REPLY_DAYS: i64 = 14;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/requests/new", get(new))
-        .route("/requests", post(submit))
+    Router::new().route("/requests/new", get(new)).route(
+        "/requests",
+        post(submit).layer(DefaultBodyLimit::max(upload::MAX_FORM_BYTES)),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +71,9 @@ struct NewTemplate {
     asked: Groups,
     message: String,
     reply_by: String,
+    /// Files chosen before, carried in hidden fields.
+    carried: Vec<Carried>,
+    files_hint: String,
     errors: Vec<FieldError>,
 }
 
@@ -92,6 +97,8 @@ struct CheckTemplate {
     reply_by: String,
     /// Every entered value, carried in hidden fields.
     hidden: Vec<(String, String)>,
+    /// The files, carried in hidden fields.
+    carried: Vec<Carried>,
 }
 
 fn parse_target(country: &str, authority: &str) -> Result<Party, WebError> {
@@ -169,6 +176,7 @@ struct Entered {
     asked: Vec<String>,
     message: String,
     reply_by: String,
+    files: Vec<Attachment>,
 }
 
 impl Entered {
@@ -309,9 +317,22 @@ fn form_page(
             asked,
             message: entered.message.clone(),
             reply_by,
+            carried: upload::carried(&entered.files),
+            files_hint: files_hint(state, ctx),
             errors,
         },
         status,
+    )
+}
+
+/// What the file field says of the limits.
+pub(super) fn files_hint(state: &AppState, ctx: &Ctx) -> String {
+    ctx.t.with2(
+        "attachment-hint",
+        "count",
+        &imi_protocol::MAX_ATTACHMENTS_PER_STEP.to_string(),
+        "size",
+        &upload::human_size(state.max_attachment_bytes),
     )
 }
 
@@ -346,16 +367,21 @@ async fn submit(
     State(state): State<AppState>,
     ctx: Ctx,
     SignedIn(official): SignedIn,
-    Form(pairs): Form<Vec<(String, String)>>,
+    submitted: Submitted,
 ) -> Result<Response, WebError> {
     let t = &ctx.t;
+    let pairs = &submitted.pairs;
     let party = parse_target(
-        value_of(&pairs, "country").unwrap_or_default(),
-        value_of(&pairs, "authority").unwrap_or_default(),
+        value_of(pairs, "country").unwrap_or_default(),
+        value_of(pairs, "authority").unwrap_or_default(),
     )?;
     let (to, their_areas) = to(&state, party, &ctx).await?;
-    let set_key = value_of(&pairs, "set").unwrap_or_default().to_owned();
-    let entered = Entered::from_pairs(&pairs);
+    let set_key = value_of(pairs, "set").unwrap_or_default().to_owned();
+    let mut entered = Entered::from_pairs(pairs);
+    let files = upload::attachments(&submitted, "attachments", state.max_attachment_bytes, t);
+    if let Ok(files) = &files {
+        entered.files.clone_from(files);
+    }
     let available = sets(&state, &official, &their_areas);
     let Some((set, area, _)) = available
         .iter()
@@ -366,7 +392,7 @@ async fn submit(
             "question set {set_key:?} cannot be used for this authority"
         )));
     };
-    let intent = value_of(&pairs, "intent").unwrap_or("check");
+    let intent = value_of(pairs, "intent").unwrap_or("check");
     if intent == "change" {
         return Ok(form_page(
             &state,
@@ -381,6 +407,9 @@ async fn submit(
     }
     // Check every field, in the order of the form.
     let mut errors = vec![];
+    if let Err(error) = files {
+        errors.push(error);
+    }
     let mut fields = BTreeMap::new();
     for group in &set.groups {
         let provided = PROVIDED_GROUPS.contains(&group.key.as_str());
@@ -439,6 +468,7 @@ async fn submit(
             language: t.language(),
             text: entered.message.clone(),
         }),
+        attachments: entered.files.clone(),
     };
     match intent {
         "send" | "draft" => {
@@ -483,7 +513,7 @@ async fn submit(
                 .collect();
             let mut hidden: Vec<(String, String)> = pairs
                 .iter()
-                .filter(|(n, _)| n != "intent")
+                .filter(|(n, _)| n != "intent" && !n.starts_with("carried-"))
                 .cloned()
                 .collect();
             hidden.retain(|(n, _)| !n.is_empty());
@@ -499,6 +529,7 @@ async fn submit(
                     message: entered.message,
                     reply_by: entered.reply_by,
                     hidden,
+                    carried: upload::carried(&entered.files),
                 },
                 StatusCode::OK,
             ))
