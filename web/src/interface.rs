@@ -52,6 +52,13 @@ pub struct Official {
     pub access: BTreeMap<String, BTreeSet<Role>>,
     /// When the password was last set.
     pub password_set: Timestamp,
+    /// Whether and how often the user is emailed about new tasks for them
+    /// or their authority, by the node's stable name of the choice:
+    /// `"each-task"` (the default), `"daily-summary"` or `"never"`.
+    pub task_emails: String,
+    /// The address those emails go to when it is not the account's
+    /// `email`.
+    pub task_email_address: Option<String>,
 }
 
 /// Which kind of directory entry a search hit is.
@@ -445,6 +452,18 @@ pub trait NodeInterface: Send + Sync + 'static {
 
     /// Sets the language of the user's profile.
     async fn set_language(&self, user: UserId, language: Language) -> Result<(), NodeError>;
+
+    /// Sets the user's own email notifications: `task_emails` is one of the
+    /// names [`Official::task_emails`] speaks in, `address` the address to
+    /// use instead of the account's (`None`: the account's). An unknown
+    /// choice or an address that is not one is [`NodeError::Invalid`] and
+    /// changes nothing.
+    async fn set_task_emails(
+        &self,
+        user: UserId,
+        task_emails: &str,
+        address: Option<&str>,
+    ) -> Result<(), NodeError>;
 
     /// Searches the directory of every country.
     async fn search(&self, query: SearchQuery) -> Result<SearchPage, NodeError>;

@@ -17,7 +17,9 @@
 //! a refused change writes nothing.
 //!
 //! Passwords are stored only as Argon2id PHC strings, hashed on the blocking
-//! pool.
+//! pool. Each user's email notifications of new tasks are kept beside the
+//! accounts ([`NotificationPreference`]), changed only by the user, and read
+//! by whoever emails new tasks ([`Admin::task_email`]).
 //!
 //! ```no_run
 //! # async fn demo(store: imi_node::store::Store) -> Result<(), imi_node::admin::AdminError> {
@@ -34,6 +36,7 @@
 //! ```
 
 mod password;
+mod preferences;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +61,7 @@ pub use password::{
     HashCost, HashingFailed, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password, WeakPassword,
     check_password_policy,
 };
+pub use preferences::{NotificationPreference, TaskEmail, TaskEmails, UnknownTaskEmails};
 
 /// Authorities of this node: authority id → [`AuthorityRecord`].
 pub(crate) const AUTHORITIES: TableDefinition<'_, &[u8], &[u8]> =
@@ -76,6 +80,7 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(USERS)?;
     tx.open_table(LOGINS)?;
     tx.open_table(AUTHORITY_USERS)?;
+    tx.open_table(preferences::PREFERENCES)?;
     Ok(())
 }
 

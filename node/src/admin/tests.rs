@@ -85,7 +85,11 @@ impl Fixture {
     fn snapshot(&self) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
         let tx = self.store.read().unwrap();
         let mut rows = Vec::new();
-        for (name, table) in [("authorities", AUTHORITIES), ("users", USERS)] {
+        for (name, table) in [
+            ("authorities", AUTHORITIES),
+            ("users", USERS),
+            ("preferences", preferences::PREFERENCES),
+        ] {
             let table = tx.open_table(table).unwrap();
             for entry in table.iter().unwrap() {
                 let (k, v) = entry.unwrap();
@@ -1336,4 +1340,284 @@ async fn a_corrupt_record_is_reported_not_panicked_on() {
         .await;
     assert!(matches!(sign_in, Err(SignInError::Store(_))), "{sign_in:?}");
     assert!(f.admin.inactive_users(Duration::ZERO).await.is_err());
+}
+
+// ----- notification preferences ---------------------------------------------
+
+fn daily_to(address: Option<&str>) -> NotificationPreference {
+    NotificationPreference {
+        task_emails: TaskEmails::DailySummary,
+        address: address.map(str::to_owned),
+    }
+}
+
+/// The doctors' chamber with its administrator Maria and the request
+/// handler Pedro.
+async fn doctors_with_pedro(f: &Fixture) -> (AuthorityRecord, UserAccount, UserAccount) {
+    let (doctors, maria) = f.active_authority("maria").await;
+    let pedro = f
+        .admin
+        .add_user(
+            &actor(&maria),
+            doctors.authority.id,
+            account("pedro", handler_in("services")),
+        )
+        .await
+        .unwrap();
+    (doctors, maria, pedro)
+}
+
+#[tokio::test]
+async fn a_user_who_never_chose_gets_an_email_for_each_task_at_the_account_address() {
+    let f = Fixture::new().await;
+    let (_, _, pedro) = doctors_with_pedro(&f).await;
+    let id = pedro.user.id;
+    assert_eq!(
+        f.admin.notification_preference(id).unwrap(),
+        NotificationPreference {
+            task_emails: TaskEmails::EachTask,
+            address: None,
+        }
+    );
+    assert_eq!(
+        f.admin.task_email(id).unwrap(),
+        Some(TaskEmail {
+            user: id,
+            frequency: TaskEmails::EachTask,
+            address: "pedro@example.pt".into(),
+            language: Language::Pt,
+        })
+    );
+    assert!(matches!(
+        f.admin.notification_preference(UserId::new()),
+        Err(AdminError::UnknownUser(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_user_sets_their_own_email_notifications_and_blank_means_the_account_address() {
+    let f = Fixture::new().await;
+    let (_, _, pedro) = doctors_with_pedro(&f).await;
+    let id = pedro.user.id;
+    let saved = f
+        .admin
+        .set_notification_preference(
+            &actor(&pedro),
+            id,
+            daily_to(Some(" pedro.alves@sns.example.pt ")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved, daily_to(Some("pedro.alves@sns.example.pt")));
+    assert_eq!(f.admin.notification_preference(id).unwrap(), saved);
+    let email = f.admin.task_email(id).unwrap().unwrap();
+    assert_eq!(email.frequency, TaskEmails::DailySummary);
+    assert_eq!(email.address, "pedro.alves@sns.example.pt");
+
+    f.admin
+        .set_notification_preference(&actor(&pedro), id, daily_to(Some("   ")))
+        .await
+        .unwrap();
+    assert_eq!(f.admin.notification_preference(id).unwrap(), daily_to(None));
+    assert_eq!(
+        f.admin.task_email(id).unwrap().unwrap().address,
+        "pedro@example.pt"
+    );
+
+    // Never: nobody to email, the choice kept.
+    let never = NotificationPreference {
+        task_emails: TaskEmails::Never,
+        address: None,
+    };
+    f.admin
+        .set_notification_preference(&actor(&pedro), id, never.clone())
+        .await
+        .unwrap();
+    assert_eq!(f.admin.task_email(id).unwrap(), None);
+    assert_eq!(f.admin.notification_preference(id).unwrap(), never);
+}
+
+#[tokio::test]
+async fn only_the_user_changes_their_own_email_notifications() {
+    let f = Fixture::new().await;
+    let (_, maria, pedro) = doctors_with_pedro(&f).await;
+    let before = f.snapshot();
+    // Neither their authority's administrator nor the national coordinator.
+    for someone_else in [actor(&maria), f.coordinator()] {
+        assert_not_allowed(
+            f.admin
+                .set_notification_preference(&someone_else, pedro.user.id, daily_to(None))
+                .await,
+            "each user chooses their own email notifications",
+        );
+    }
+    // Nor someone claiming to be Pedro from another authority.
+    let mut forged = actor(&pedro);
+    forged.authority = AuthorityId::new();
+    assert_not_allowed(
+        f.admin
+            .set_notification_preference(&forged, pedro.user.id, daily_to(None))
+            .await,
+        "another authority",
+    );
+    assert_eq!(f.snapshot(), before);
+    assert_eq!(
+        f.admin.notification_preference(pedro.user.id).unwrap(),
+        NotificationPreference::default()
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_notification_address_is_refused_and_the_stored_choice_stays() {
+    let f = Fixture::new().await;
+    let (_, _, pedro) = doctors_with_pedro(&f).await;
+    let id = pedro.user.id;
+    f.admin
+        .set_notification_preference(&actor(&pedro), id, daily_to(Some("pedro@sns.example.pt")))
+        .await
+        .unwrap();
+    let before = f.snapshot();
+    for bad in [
+        "pedro",
+        "pedro@sns",
+        "pedro@@sns.example.pt",
+        "pedro @sns.example.pt",
+    ] {
+        let refused = f
+            .admin
+            .set_notification_preference(
+                &actor(&pedro),
+                id,
+                NotificationPreference {
+                    task_emails: TaskEmails::Never,
+                    address: Some(bad.into()),
+                },
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(AdminError::InvalidUser(InvalidUser::Email(_)))),
+            "{bad}: {refused:?}"
+        );
+    }
+    assert_eq!(f.snapshot(), before);
+    assert_eq!(
+        f.admin.notification_preference(id).unwrap(),
+        daily_to(Some("pedro@sns.example.pt"))
+    );
+}
+
+#[tokio::test]
+async fn deactivated_users_get_no_task_emails_and_find_their_choice_again_when_reactivated() {
+    let f = Fixture::new().await;
+    let (doctors, maria, pedro) = doctors_with_pedro(&f).await;
+    let authority = doctors.authority.id;
+    f.admin
+        .set_notification_preference(&actor(&pedro), pedro.user.id, daily_to(None))
+        .await
+        .unwrap();
+    let recipients = |admin: &Admin| -> Vec<(String, TaskEmails)> {
+        admin
+            .task_emails_of(authority)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.address, e.frequency))
+            .collect()
+    };
+    assert_eq!(
+        recipients(&f.admin),
+        [
+            ("maria@example.pt".to_owned(), TaskEmails::EachTask),
+            ("pedro@example.pt".to_owned(), TaskEmails::DailySummary),
+        ]
+    );
+
+    f.admin
+        .deactivate_user(&actor(&maria), pedro.user.id)
+        .await
+        .unwrap();
+    assert_eq!(f.admin.task_email(pedro.user.id).unwrap(), None);
+    assert_eq!(
+        recipients(&f.admin),
+        [("maria@example.pt".to_owned(), TaskEmails::EachTask)]
+    );
+    // A deactivated user cannot change it either.
+    assert_not_allowed(
+        f.admin
+            .set_notification_preference(&actor(&pedro), pedro.user.id, daily_to(None))
+            .await,
+        "your account is deactivated",
+    );
+
+    f.admin
+        .reactivate_user(&actor(&maria), pedro.user.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.admin
+            .task_email(pedro.user.id)
+            .unwrap()
+            .map(|e| e.frequency),
+        Some(TaskEmails::DailySummary)
+    );
+
+    // An authority that is deactivated has nobody to email.
+    f.admin
+        .deactivate_authority(&f.coordinator(), authority, "merged into another order")
+        .await
+        .unwrap();
+    assert!(recipients(&f.admin).is_empty());
+    assert_eq!(f.admin.task_email(maria.user.id).unwrap(), None);
+}
+
+#[tokio::test]
+async fn notification_preferences_survive_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let open = |store: Store| async move {
+        Admin::open(store, Country::Pt)
+            .await
+            .unwrap()
+            .with_hash_cost(HashCost::Minimal)
+    };
+    let admin = open(Store::open(&path).unwrap()).await;
+    let coordinator = admin
+        .create_first_coordinator(
+            "nimic",
+            "Ana Costa",
+            "ana.costa@imi.example.pt",
+            Password::from("lisboa coordinates imi"),
+        )
+        .await
+        .unwrap();
+    let id = coordinator.user.id;
+    admin
+        .set_notification_preference(
+            &actor(&coordinator),
+            id,
+            daily_to(Some("nimic@imi.example.pt")),
+        )
+        .await
+        .unwrap();
+    drop(admin);
+
+    // The writer thread lets the file go once the last handle is dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match Store::open(&path) {
+            Ok(store) => break store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    let admin = open(store).await;
+    assert_eq!(
+        admin.notification_preference(id).unwrap(),
+        daily_to(Some("nimic@imi.example.pt"))
+    );
+    assert_eq!(
+        admin.task_email(id).unwrap().map(|e| e.address),
+        Some("nimic@imi.example.pt".to_owned())
+    );
 }

@@ -26,7 +26,10 @@ use imi_web::{
 };
 use tracing::warn;
 
-use crate::admin::{Admin, AdminError, Password, SignInError, UserAccount, UserChanges};
+use crate::admin::{
+    Admin, AdminError, NotificationPreference, Password, SignInError, TaskEmails,
+    UnknownTaskEmails, UserAccount, UserChanges,
+};
 use crate::cases::{CaseApp, CaseDesk};
 use crate::directory::{Directory, Register};
 use crate::index::DirectorySearch;
@@ -98,6 +101,10 @@ impl NodeUi {
         if record.authority.status != AuthorityStatus::Active {
             return Err(NodeError::AuthorityNotActive);
         }
+        let preference = self
+            .admin
+            .notification_preference(account.user.id)
+            .map_err(admin_error)?;
         let user = account.user;
         Ok(Official {
             id: user.id,
@@ -115,6 +122,20 @@ impl NodeUi {
                 .collect(),
             access: user.access,
             password_set: account.password_set,
+            task_emails: preference.task_emails.as_str().to_owned(),
+            task_email_address: preference.address,
+        })
+    }
+
+    /// The user acting on their own account, if it may use the UI now (the
+    /// roles are left out: the stored account decides).
+    async fn own_actor(&self, user: UserId) -> Result<imi_protocol::Actor, NodeError> {
+        let official = self.official(user).await?;
+        Ok(imi_protocol::Actor {
+            user: official.id,
+            authority: official.authority,
+            country: self.info.country,
+            roles: Default::default(),
         })
     }
 
@@ -219,13 +240,7 @@ impl NodeInterface for NodeUi {
     }
 
     async fn set_language(&self, user: UserId, language: Language) -> Result<(), NodeError> {
-        let official = self.official(user).await?;
-        let actor = imi_protocol::Actor {
-            user: official.id,
-            authority: official.authority,
-            country: self.info.country,
-            roles: Default::default(),
-        };
+        let actor = self.own_actor(user).await?;
         self.admin
             .edit_user(
                 &actor,
@@ -235,6 +250,27 @@ impl NodeInterface for NodeUi {
                     ..UserChanges::default()
                 },
             )
+            .await
+            .map(|_| ())
+            .map_err(admin_error)
+    }
+
+    async fn set_task_emails(
+        &self,
+        user: UserId,
+        task_emails: &str,
+        address: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let task_emails: TaskEmails = task_emails
+            .parse()
+            .map_err(|err: UnknownTaskEmails| NodeError::Invalid(err.to_string()))?;
+        let actor = self.own_actor(user).await?;
+        let preference = NotificationPreference {
+            task_emails,
+            address: address.map(str::to_owned),
+        };
+        self.admin
+            .set_notification_preference(&actor, user, preference)
             .await
             .map(|_| ())
             .map_err(admin_error)

@@ -354,6 +354,7 @@ pub(crate) fn dynamic_message_ids() -> Vec<String> {
     ] {
         ids.push(task_message(kind).to_owned());
     }
+    ids.extend(profile::message_ids().into_iter().map(str::to_owned));
     ids
 }
 

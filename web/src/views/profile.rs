@@ -1,5 +1,5 @@
-//! My profile: the user's authority, areas, roles and rights, language, and
-//! password change.
+//! My profile: the user's authority, areas, roles and rights, language,
+//! email notifications of new tasks, and password change.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/profile", get(page))
         .route("/profile/language", post(set_language))
+        .route("/profile/notifications", post(set_notifications))
         .route("/profile/password", post(change_password))
 }
 
@@ -40,6 +41,88 @@ pub(crate) struct ProfileView {
     language: &'static str,
 }
 
+/// The choices of task emails, as the node names them, with their labels:
+/// the order the form offers them in.
+const TASK_EMAIL_CHOICES: [(&str, &str); 3] = [
+    ("each-task", "profile-notify-each-task"),
+    ("daily-summary", "profile-notify-daily-summary"),
+    ("never", "profile-notify-never"),
+];
+
+/// The id of the radio group's first choice, where the error summary
+/// leads.
+const CHOICE_FIELD: &str = "task-emails";
+/// The id of the address field.
+const ADDRESS_FIELD: &str = "task-email-address";
+/// What to do when no known choice was sent.
+const CHOOSE_MESSAGE: &str = "profile-notify-choose";
+/// What to do when the address is not one.
+const BAD_ADDRESS_MESSAGE: &str = "profile-notify-bad-address";
+
+/// The messages this module names by a key, for the test that every
+/// message exists.
+#[cfg(test)]
+pub(super) fn message_ids() -> Vec<&'static str> {
+    let mut ids: Vec<&str> = TASK_EMAIL_CHOICES.iter().map(|(_, m)| *m).collect();
+    ids.extend([CHOOSE_MESSAGE, BAD_ADDRESS_MESSAGE]);
+    ids
+}
+
+/// One radio button of the task emails choice.
+struct NotifyChoice {
+    /// The node's name of the choice.
+    value: &'static str,
+    /// Its label in the reader's language.
+    label: String,
+    /// The radio's id.
+    id: String,
+    /// Shown as chosen.
+    checked: bool,
+}
+
+/// The email notifications form, as stored or as just sent back.
+struct NotifyForm {
+    /// The choices, in order.
+    choices: Vec<NotifyChoice>,
+    /// The address as written (empty: the account's).
+    address: String,
+    /// The account's address, used when `address` is empty.
+    account_email: String,
+}
+
+impl NotifyForm {
+    fn new(ctx: &Ctx, official: &Official, chosen: Option<&str>, address: &str) -> NotifyForm {
+        NotifyForm {
+            choices: TASK_EMAIL_CHOICES
+                .iter()
+                .enumerate()
+                .map(|(i, (value, message))| NotifyChoice {
+                    value,
+                    label: ctx.t.get(message),
+                    id: if i == 0 {
+                        CHOICE_FIELD.to_owned()
+                    } else {
+                        format!("{CHOICE_FIELD}-{value}")
+                    },
+                    checked: chosen == Some(*value),
+                })
+                .collect(),
+            address: address.to_owned(),
+            account_email: official.email.clone(),
+        }
+    }
+
+    /// The form showing what the node has stored.
+    fn stored(ctx: &Ctx, official: &Official) -> NotifyForm {
+        NotifyForm::new(
+            ctx,
+            official,
+            Some(official.task_emails.as_str()),
+            official.task_email_address.as_deref().unwrap_or(""),
+        )
+    }
+}
+
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfileTemplate {
@@ -47,6 +130,7 @@ struct ProfileTemplate {
     p: ProfileView,
     errors: Vec<FieldError>,
     min_chars: usize,
+    notify: NotifyForm,
 }
 
 impl ProfileTemplate {
@@ -127,6 +211,19 @@ fn profile_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
+    let notify = NotifyForm::stored(ctx, official);
+    profile_page_with(state, ctx, official, errors, notice, status, notify)
+}
+
+fn profile_page_with(
+    state: &AppState,
+    ctx: &Ctx,
+    official: &Official,
+    errors: Vec<FieldError>,
+    notice: Option<String>,
+    status: StatusCode,
+    notify: NotifyForm,
+) -> Response {
     let c = Chrome::new(state, ctx, "profile", ctx.t.get("profile-title")).notice(notice);
     render(
         &ProfileTemplate {
@@ -134,6 +231,7 @@ fn profile_page(
             p: view(state, ctx, official),
             errors,
             min_chars: MIN_PASSWORD_CHARS,
+            notify,
         },
         status,
     )
@@ -148,6 +246,7 @@ async fn page(
     let notice = match done.done.as_deref() {
         Some("language") => Some(ctx.t.get("profile-language-saved")),
         Some("password") => Some(ctx.t.get("password-changed")),
+        Some("notifications") => Some(ctx.t.get("profile-notify-saved")),
         _ => None,
     };
     profile_page(&state, &ctx, &official, vec![], notice, StatusCode::OK)
@@ -177,6 +276,96 @@ async fn set_language(
         .map_err(WebError::Unavailable)?;
     info!(user = %official.id, language = %language, "profile language set");
     Ok(Redirect::to("/profile?done=language"))
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationsForm {
+    #[serde(default)]
+    task_emails: String,
+    #[serde(default)]
+    address: String,
+}
+
+/// What is wrong with a sent notifications form: the fields in error and
+/// the message ids that say what to do.
+fn check_notifications(form: &NotificationsForm) -> Vec<(&'static str, &'static str)> {
+    let mut wrong = vec![];
+    if !TASK_EMAIL_CHOICES
+        .iter()
+        .any(|(value, _)| *value == form.task_emails)
+    {
+        wrong.push((CHOICE_FIELD, CHOOSE_MESSAGE));
+    }
+    let address = form.address.trim();
+    if !address.is_empty() && !looks_like_email(address) {
+        wrong.push((ADDRESS_FIELD, BAD_ADDRESS_MESSAGE));
+    }
+    wrong
+}
+
+/// `name@example.org`: one `@` with something before it, a dot inside the
+/// domain, no spaces, at most 200 characters. The node checks again.
+fn looks_like_email(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    address.chars().count() <= 200
+        && !address.chars().any(char::is_whitespace)
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+}
+
+async fn set_notifications(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    SignedIn(official): SignedIn,
+    Form(form): Form<NotificationsForm>,
+) -> Result<Response, WebError> {
+    let mut wrong = check_notifications(&form);
+    if wrong.is_empty() {
+        let address = Some(form.address.trim()).filter(|a| !a.is_empty());
+        match state
+            .node
+            .set_task_emails(official.id, &form.task_emails, address)
+            .await
+        {
+            Ok(()) => {
+                info!(user = %official.id, task_emails = %form.task_emails, own_address = address.is_some(), "email notifications saved in the web UI");
+                return Ok(Redirect::to("/profile?done=notifications").into_response());
+            }
+            // The choice was checked above: what the node refuses is the
+            // address.
+            Err(NodeError::Invalid(reason)) => {
+                info!(user = %official.id, reason = %reason, "notification address refused by the node");
+                wrong.push((ADDRESS_FIELD, BAD_ADDRESS_MESSAGE));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let fields: Vec<&str> = wrong.iter().map(|(field, _)| *field).collect();
+    info!(user = %official.id, fields = ?fields, "email notifications not saved: the form has errors");
+    let errors = wrong
+        .into_iter()
+        .map(|(field, message)| FieldError::named(field, ctx.t.get(message)))
+        .collect();
+    let notify = NotifyForm::new(
+        &ctx,
+        &official,
+        Some(form.task_emails.as_str()),
+        form.address.trim(),
+    );
+    Ok(profile_page_with(
+        &state,
+        &ctx,
+        &official,
+        errors,
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        notify,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,4 +435,62 @@ async fn change_password(
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(task_emails: &str, address: &str) -> NotificationsForm {
+        NotificationsForm {
+            task_emails: task_emails.into(),
+            address: address.into(),
+        }
+    }
+
+    #[test]
+    fn a_known_choice_with_an_address_or_none_is_accepted() {
+        for choice in ["each-task", "daily-summary", "never"] {
+            assert_eq!(check_notifications(&form(choice, "")), [], "{choice}");
+        }
+        assert_eq!(
+            check_notifications(&form("daily-summary", " aino.virtanen@valvira.fi ")),
+            []
+        );
+    }
+
+    #[test]
+    fn an_unknown_choice_and_a_malformed_address_are_errors_of_their_fields() {
+        assert_eq!(
+            check_notifications(&form("weekly", "")),
+            [(CHOICE_FIELD, CHOOSE_MESSAGE)]
+        );
+        assert_eq!(
+            check_notifications(&form("", "aino@")),
+            [
+                (CHOICE_FIELD, CHOOSE_MESSAGE),
+                (ADDRESS_FIELD, BAD_ADDRESS_MESSAGE)
+            ]
+        );
+        for bad in [
+            "aino",
+            "@valvira.fi",
+            "aino@valvira",
+            "aino@@valvira.fi",
+            "aino virtanen@valvira.fi",
+            "aino@.valvira.fi",
+            "aino@valvira.fi.",
+        ] {
+            assert_eq!(
+                check_notifications(&form("never", bad)),
+                [(ADDRESS_FIELD, BAD_ADDRESS_MESSAGE)],
+                "{bad}"
+            );
+        }
+        let long = format!("{}@valvira.fi", "a".repeat(200));
+        assert_eq!(
+            check_notifications(&form("never", &long)),
+            [(ADDRESS_FIELD, BAD_ADDRESS_MESSAGE)]
+        );
+    }
 }

@@ -1,0 +1,325 @@
+//! My profile's email notifications over real HTTP, against a real Finnish
+//! node serving its web UI: an official chooses a daily summary, signs out
+//! and in again and finds it kept; a choice that does not exist, an address
+//! that is not one, and a form sent from another site are refused with
+//! nothing stored changed; the node hands the choice to whoever emails new
+//! tasks.
+
+mod common;
+
+use anyhow::{Context, Result, ensure};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use imi_node::admin::{NotificationPreference, TaskEmails};
+use imi_protocol::Country;
+use imi_testnet::Testnet;
+use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// A page as the browser got it.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    cookie: Option<String>,
+    html: String,
+}
+
+/// The web UI of one node, used like a browser would.
+struct Browser {
+    http: Http,
+    base: String,
+}
+
+impl Browser {
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Page> {
+        let response = self.http.request(request).await?;
+        let status = response.status();
+        let header_text = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let location = header_text(header::LOCATION);
+        let cookie = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("imi-session="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Page {
+            status,
+            location,
+            cookie,
+            html: String::from_utf8(body.to_vec())?,
+        })
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> Result<Page> {
+        self.send(
+            Request::get(format!("{}{}", self.base, path.trim_start_matches('/')))
+                .header(header::COOKIE, cookie)
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await
+    }
+
+    /// Posts a form from this site's own page, as a browser does.
+    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Result<Page> {
+        self.post_from(
+            path,
+            cookie,
+            form,
+            self.base.trim_end_matches('/'),
+            "same-origin",
+        )
+        .await
+    }
+
+    async fn post_from(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        origin: &str,
+        fetch_site: &str,
+    ) -> Result<Page> {
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            Request::post(format!("{}{}", self.base, path.trim_start_matches('/')))
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ORIGIN, origin)
+                .header("sec-fetch-site", fetch_site)
+                .body(Full::new(Bytes::from(body)))?,
+        )
+        .await
+    }
+
+    /// Signs in as `login`; the session cookie.
+    async fn sign_in(&self, login: &str) -> Result<String> {
+        let page = self
+            .post(
+                "/sign-in",
+                "",
+                &[
+                    ("login", login),
+                    ("password", DEMO_PASSWORD),
+                    ("next", "/profile"),
+                ],
+            )
+            .await?;
+        ensure!(
+            page.status == StatusCode::SEE_OTHER,
+            "signing in answered {}",
+            page.status
+        );
+        page.cookie.context("no session cookie after signing in")
+    }
+
+    async fn sign_out(&self, cookie: &str) -> Result<()> {
+        let page = self.post("/sign-out", cookie, &[]).await?;
+        ensure!(
+            page.location.as_deref() == Some("/sign-in?done=signed-out"),
+            "signing out led to {:?}",
+            page.location
+        );
+        Ok(())
+    }
+
+    /// Sends the email notifications form of My profile.
+    async fn save_notifications(
+        &self,
+        cookie: &str,
+        task_emails: &str,
+        address: &str,
+    ) -> Result<Page> {
+        self.post(
+            "/profile/notifications",
+            cookie,
+            &[("task_emails", task_emails), ("address", address)],
+        )
+        .await
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The task emails choice the profile page shows as chosen.
+fn chosen(html: &str) -> Option<&str> {
+    html.split("<input ")
+        .map(|tag| &tag[..tag.find('>').unwrap_or(tag.len())])
+        .filter(|tag| tag.contains("name=\"task_emails\"") && tag.ends_with(" checked"))
+        .find_map(|tag| tag.split("value=\"").nth(1)?.split('"').next())
+}
+
+/// The value of the address field.
+fn address_field(html: &str) -> Option<&str> {
+    let input = html.split("<input id=\"task-email-address\"").nth(1)?;
+    input.split("value=\"").nth(1)?.split('"').next()
+}
+
+/// The fields the error summary links to.
+fn summary_links(html: &str) -> Vec<&str> {
+    let Some(summary) = html.split("class=\"error-summary\"").nth(1) else {
+        return vec![];
+    };
+    let summary = &summary[..summary.find("</div>").unwrap_or(summary.len())];
+    summary
+        .split("href=\"#")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_summary_chosen_on_my_profile_is_kept_across_sign_ins_and_wrong_input_changes_nothing()
+-> Result<()> {
+    common::logs();
+    let net = Testnet::builder().countries([Country::Fi]).start().await?;
+    let fi = net.node(Country::Fi);
+    fi.admin()
+        .create_first_coordinator(
+            "coordinator",
+            "National IMI coordinator",
+            "coordinator@imi.test",
+            imi_node::admin::Password::new(DEMO_PASSWORD),
+        )
+        .await?;
+    demo_people(fi, "coordinator").await?;
+    let aino = fi.admin().user_by_login("fi-official")?.user;
+    let ui = serve_ui(fi).await?;
+    let browser = Browser {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        base: ui.url(),
+    };
+    let stored = || fi.admin().notification_preference(aino.id);
+
+    // Never chosen: an email for each new task, to the account's address,
+    // which the page shows.
+    let cookie = browser.sign_in("fi-official").await?;
+    let page = browser.get("/profile", &cookie).await?;
+    ensure!(page.status == StatusCode::OK, "My profile: {}", page.status);
+    assert_eq!(chosen(&page.html), Some("each-task"));
+    assert!(
+        page.html.contains(&aino.email),
+        "the account's address is shown"
+    );
+    assert_eq!(address_field(&page.html), Some(""));
+
+    // A daily summary, saved and confirmed.
+    let saved = browser
+        .save_notifications(&cookie, "daily-summary", "")
+        .await?;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let confirmed = browser
+        .get(saved.location.as_deref().context("no redirect")?, &cookie)
+        .await?;
+    assert!(
+        confirmed.html.contains("class=\"notice\" role=\"status\""),
+        "no confirmation on {:?}",
+        saved.location
+    );
+    assert_eq!(chosen(&confirmed.html), Some("daily-summary"));
+
+    // Signed out, the old session opens nothing; signed in again, the
+    // choice is still there.
+    browser.sign_out(&cookie).await?;
+    let after = browser.get("/profile", &cookie).await?;
+    assert!(
+        after
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/sign-in")),
+        "{:?}",
+        after.location
+    );
+    let cookie = browser.sign_in("fi-official").await?;
+    let page = browser.get("/profile", &cookie).await?;
+    assert_eq!(chosen(&page.html), Some("daily-summary"));
+    let kept = NotificationPreference {
+        task_emails: TaskEmails::DailySummary,
+        address: None,
+    };
+    assert_eq!(stored()?, kept);
+
+    // A choice that does not exist: the error summary leads to the radios;
+    // the stored choice stays.
+    let refused = browser.save_notifications(&cookie, "weekly", "").await?;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(summary_links(&refused.html), ["task-emails"]);
+    assert!(refused.html.contains("id=\"task-emails-error\""));
+    assert_eq!(chosen(&refused.html), None);
+    assert_eq!(stored()?, kept);
+    let page = browser.get("/profile", &cookie).await?;
+    assert_eq!(chosen(&page.html), Some("daily-summary"));
+
+    // An address that is not one: the summary leads to the field, which
+    // keeps what was typed; nothing stored changes.
+    let refused = browser
+        .save_notifications(&cookie, "never", "aino.virtanen@valvira")
+        .await?;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(summary_links(&refused.html), ["task-email-address"]);
+    assert_eq!(address_field(&refused.html), Some("aino.virtanen@valvira"));
+    assert!(refused.html.contains("aria-invalid=\"true\""));
+    assert_eq!(stored()?, kept);
+
+    // The same form from another site is refused before it reaches the node.
+    let forged = browser
+        .post_from(
+            "/profile/notifications",
+            &cookie,
+            &[("task_emails", "never"), ("address", "")],
+            "http://evil.example",
+            "cross-site",
+        )
+        .await?;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(stored()?, kept);
+
+    // An address of her own: shown on the page, and what the node gives
+    // whoever emails her new tasks.
+    let saved = browser
+        .save_notifications(&cookie, "each-task", " imi.aino@valvira.fi.example ")
+        .await?;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let page = browser.get("/profile", &cookie).await?;
+    assert_eq!(chosen(&page.html), Some("each-task"));
+    assert_eq!(
+        address_field(&page.html),
+        Some("imi.aino@valvira.fi.example")
+    );
+    let email = fi.admin().task_email(aino.id)?.context("no task email")?;
+    assert_eq!(email.frequency, TaskEmails::EachTask);
+    assert_eq!(email.address, "imi.aino@valvira.fi.example");
+
+    ui.stop().await;
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}
