@@ -52,13 +52,18 @@ pub struct Official {
     pub access: BTreeMap<String, BTreeSet<Role>>,
     /// When the password was last set.
     pub password_set: Timestamp,
-    /// Whether and how often the user is emailed about new tasks for them
-    /// or their authority, by the node's stable name of the choice:
-    /// `"each-task"` (the default), `"daily-summary"` or `"never"`.
+}
+
+/// Whether and how often a user is emailed about new tasks for them or
+/// their authority (read only by the profile page, not by every page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEmailChoice {
+    /// The node's stable name of the choice: `"each-task"` (the default),
+    /// `"daily-summary"` or `"never"`.
     pub task_emails: String,
     /// The address those emails go to when it is not the account's
     /// `email`.
-    pub task_email_address: Option<String>,
+    pub address: Option<String>,
 }
 
 /// Which kind of directory entry a search hit is.
@@ -452,6 +457,9 @@ pub trait NodeInterface: Send + Sync + 'static {
 
     /// Sets the language of the user's profile.
     async fn set_language(&self, user: UserId, language: Language) -> Result<(), NodeError>;
+
+    /// The user's own email notifications.
+    async fn task_emails(&self, user: UserId) -> Result<TaskEmailChoice, NodeError>;
 
     /// Sets the user's own email notifications: `task_emails` is one of the
     /// names [`Official::task_emails`] speaks in, `address` the address to

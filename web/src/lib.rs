@@ -51,7 +51,7 @@ pub use interface::{
     AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind, HelpdeskContactView,
     HelpdeskView, HistoryItem, NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName,
     RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession,
-    TaskFilter, TaskList, TaskQuery, TaskView,
+    TaskEmailChoice, TaskFilter, TaskList, TaskQuery, TaskView,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};

@@ -101,10 +101,6 @@ impl NodeUi {
         if record.authority.status != AuthorityStatus::Active {
             return Err(NodeError::AuthorityNotActive);
         }
-        let preference = self
-            .admin
-            .notification_preference(account.user.id)
-            .map_err(admin_error)?;
         let user = account.user;
         Ok(Official {
             id: user.id,
@@ -122,8 +118,6 @@ impl NodeUi {
                 .collect(),
             access: user.access,
             password_set: account.password_set,
-            task_emails: preference.task_emails.as_str().to_owned(),
-            task_email_address: preference.address,
         })
     }
 
@@ -253,6 +247,18 @@ impl NodeInterface for NodeUi {
             .await
             .map(|_| ())
             .map_err(admin_error)
+    }
+
+    async fn task_emails(&self, user: UserId) -> Result<imi_web::TaskEmailChoice, NodeError> {
+        self.official(user).await?;
+        let preference = self
+            .admin
+            .notification_preference(user)
+            .map_err(admin_error)?;
+        Ok(imi_web::TaskEmailChoice {
+            task_emails: preference.task_emails.as_str().to_owned(),
+            address: preference.address,
+        })
     }
 
     async fn set_task_emails(

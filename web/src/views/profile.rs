@@ -15,7 +15,7 @@ use super::{Chrome, FieldError, render};
 use crate::context::{AppState, Ctx, SignedIn};
 use crate::error::WebError;
 use crate::i18n::is_ui_language;
-use crate::interface::{NodeError, Official};
+use crate::interface::{NodeError, Official, TaskEmailChoice};
 
 /// The shortest password the node accepts (its policy decides; this only
 /// feeds the hint).
@@ -113,12 +113,12 @@ impl NotifyForm {
     }
 
     /// The form showing what the node has stored.
-    fn stored(ctx: &Ctx, official: &Official) -> NotifyForm {
+    fn stored(ctx: &Ctx, official: &Official, stored: &TaskEmailChoice) -> NotifyForm {
         NotifyForm::new(
             ctx,
             official,
-            Some(official.task_emails.as_str()),
-            official.task_email_address.as_deref().unwrap_or(""),
+            Some(stored.task_emails.as_str()),
+            stored.address.as_deref().unwrap_or(""),
         )
     }
 }
@@ -203,16 +203,19 @@ struct Done {
     done: Option<String>,
 }
 
-fn profile_page(
+async fn profile_page(
     state: &AppState,
     ctx: &Ctx,
     official: &Official,
     errors: Vec<FieldError>,
     notice: Option<String>,
     status: StatusCode,
-) -> Response {
-    let notify = NotifyForm::stored(ctx, official);
-    profile_page_with(state, ctx, official, errors, notice, status, notify)
+) -> Result<Response, WebError> {
+    let stored = state.node.task_emails(official.id).await?;
+    let notify = NotifyForm::stored(ctx, official, &stored);
+    Ok(profile_page_with(
+        state, ctx, official, errors, notice, status, notify,
+    ))
 }
 
 fn profile_page_with(
@@ -242,14 +245,14 @@ async fn page(
     ctx: Ctx,
     SignedIn(official): SignedIn,
     Query(done): Query<Done>,
-) -> Response {
+) -> Result<Response, WebError> {
     let notice = match done.done.as_deref() {
         Some("language") => Some(ctx.t.get("profile-language-saved")),
         Some("password") => Some(ctx.t.get("password-changed")),
         Some("notifications") => Some(ctx.t.get("profile-notify-saved")),
         _ => None,
     };
-    profile_page(&state, &ctx, &official, vec![], notice, StatusCode::OK)
+    profile_page(&state, &ctx, &official, vec![], notice, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,14 +430,15 @@ async fn change_password(
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(profile_page(
+    profile_page(
         &state,
         &ctx,
         &official,
         errors,
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
-    ))
+    )
+    .await
 }
 
 #[cfg(test)]
