@@ -65,8 +65,12 @@ impl NodeUi {
         user: imi_protocol::UserId,
         query: TaskQuery,
     ) -> Result<TaskList, NodeError> {
-        let official = self.official(user).await?;
-        let actor = self.actor(user, imi_protocol::ALL_AREAS)?;
+        // One read of the account for both who they are and what they hold.
+        let account = self.account(user)?;
+        let actor = account
+            .user
+            .actor_for(self.info.country, imi_protocol::ALL_AREAS);
+        let official = self.usable(account)?;
         let mine = Party::of(&actor);
         let today = now().date();
         let owners = match query.filter {

@@ -89,8 +89,17 @@ impl NodeUi {
         })
     }
 
+    /// The stored account of a signed-in user.
+    pub(super) fn account(&self, user: UserId) -> Result<UserAccount, NodeError> {
+        self.admin.user(user).map_err(|err| match err {
+            // A session of a removed account ends like a deactivated one.
+            AdminError::UnknownUser(_) => NodeError::Deactivated,
+            other => admin_error(other),
+        })
+    }
+
     /// The account, if it may use the UI now.
-    fn usable(&self, account: UserAccount) -> Result<Official, NodeError> {
+    pub(super) fn usable(&self, account: UserAccount) -> Result<Official, NodeError> {
         if !account.user.active {
             return Err(NodeError::Deactivated);
         }
@@ -206,12 +215,7 @@ impl NodeInterface for NodeUi {
     }
 
     async fn official(&self, user: UserId) -> Result<Official, NodeError> {
-        let account = self.admin.user(user).map_err(|err| match err {
-            // A session of a removed account ends like a deactivated one.
-            AdminError::UnknownUser(_) => NodeError::Deactivated,
-            other => admin_error(other),
-        })?;
-        self.usable(account)
+        self.usable(self.account(user)?)
     }
 
     async fn change_password(
