@@ -734,12 +734,18 @@ struct Drill {
 
 async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
     let setup = NodeSetup::from_config(&config)?;
+    // The web UI's certificate is checked before the node joins the
+    // federation: a bad file stops the start with its name.
+    let ui_setup = config
+        .web
+        .as_ref()
+        .map(|web| imi_node::ui::UiSetup::from_config(web, config.country))
+        .transpose()?;
     let address = setup.address.clone();
     let app = Arc::new(CaseApp::new(address.clone()));
     let node = Node::start(setup, app).await?;
-    let ui = match &config.web {
-        Some(web) => {
-            let setup = imi_node::ui::UiSetup::from_config(web, config.country);
+    let ui = match ui_setup {
+        Some(setup) => {
             let ui = imi_node::ui::UiServer::start(&node, setup).await?;
             info!(url = %ui.url(), "web UI served");
             Some(ui)
