@@ -1067,7 +1067,7 @@ fn issue_web(ca: &Path, hosts: &[WebHost], out: &Path, days: u64) -> Result<()> 
         key.display()
     );
     println!(
-        "serve it with, in the [web] section of imi-node.toml: tls = {{ certificate = \"{}\", key = \"{}\" }}",
+        "serve it with, in the [web] section of imi-node.toml (paths relative to that file's directory): tls = {{ certificate = \"{}\", key = \"{}\" }}",
         chain.display(),
         key.display()
     );

@@ -37,20 +37,21 @@ pub enum UiStartError {
     /// The settings are not usable.
     #[error(transparent)]
     Settings(#[from] imi_web::SettingsError),
+    // The two variants below carry what went wrong in their message, not
+    // as a source, so that a printed error chain says it once.
     /// A certificate or key file of `[web] tls` cannot be read.
     #[error("cannot serve the web UI over HTTPS: {0}; check tls in the [web] section")]
-    TlsFile(#[from] imi_certs::FileError),
+    TlsFile(imi_certs::FileError),
     /// A certificate or key file of `[web] tls` holds nothing usable.
     #[error(
-        "cannot serve the web UI over HTTPS: {}: {source}; check tls in the [web] section",
+        "cannot serve the web UI over HTTPS: {}: {problem}; check tls in the [web] section",
         path.display()
     )]
     TlsContent {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        #[source]
-        source: TlsError,
+        problem: TlsError,
     },
     /// The key of `[web] tls` is not the certificate's.
     #[error(
@@ -135,26 +136,26 @@ impl UiSetup {
 /// Reads the certificate chain and key of `[web] tls`, refusing files that
 /// cannot serve HTTPS now with an error naming the file.
 fn load_tls(files: &WebTlsConfig) -> Result<TlsIdentity, UiStartError> {
-    let chain = imi_certs::read_public_pem(&files.certificate)?;
-    let key = imi_certs::read_private_key_pem(&files.key)?;
-    let identity = TlsIdentity::from_pem(&chain, &key).map_err(|source| match source {
+    let chain = imi_certs::read_public_pem(&files.certificate).map_err(UiStartError::TlsFile)?;
+    let key = imi_certs::read_private_key_pem(&files.key).map_err(UiStartError::TlsFile)?;
+    let identity = TlsIdentity::from_pem(&chain, &key).map_err(|problem| match problem {
         TlsError::KeyMismatch => UiStartError::TlsKeyMismatch {
             certificate: files.certificate.clone(),
             key: files.key.clone(),
         },
         TlsError::Key { .. } => UiStartError::TlsContent {
             path: files.key.clone(),
-            source,
+            problem,
         },
         TlsError::Certificate { .. } => UiStartError::TlsContent {
             path: files.certificate.clone(),
-            source,
+            problem,
         },
     })?;
     let first = identity.certificate_chain()[0].to_vec();
     let cert = imi_certs::Certificate::from_der(first).map_err(|e| UiStartError::TlsContent {
         path: files.certificate.clone(),
-        source: TlsError::Certificate {
+        problem: TlsError::Certificate {
             reason: e.to_string(),
         },
     })?;
