@@ -2,10 +2,10 @@
 //! server certificates it issues.
 //!
 //! Every key of the federation is ed25519, and browsers do not verify
-//! ed25519 signatures in a certificate chain: Chromium refuses a server
-//! certificate signed by an ed25519 CA as invalid even when that CA is
-//! trusted, and NSS (Firefox's certificate store) cannot import an ed25519
-//! CA at all. A web certificate signed by the national CA would open in no
+//! ed25519 signatures in a certificate chain: Chromium (156, tried) refuses
+//! a server certificate signed by an ed25519 CA as invalid even when that
+//! CA is trusted, and NSS (3.87, tried; the certificate store of Firefox and
+//! of Chromium on Linux) refuses to import an ed25519 CA at all. A web certificate signed by the national CA would open in no
 //! browser. So the national coordinator keeps, beside the national CA, a
 //! **national web CA** with an ECDSA P-256 key:
 //!
