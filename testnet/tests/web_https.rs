@@ -3,7 +3,8 @@
 //! official whose browser trusts the web CA signs in and gets a `Secure`
 //! session cookie; a client that does not trust it is refused at the
 //! handshake, and neither it nor a client that stalls its handshake keeps
-//! the next official waiting.
+//! the next official waiting. Chromium opens the UI once it trusts the web
+//! CA, and refuses it otherwise.
 
 mod common;
 
@@ -310,6 +311,102 @@ async fn a_client_that_does_not_trust_the_web_ca_is_refused_and_the_next_officia
     served_at_once("after the refused clients").await?;
 
     drop(stalled);
+    ui.stop().await;
+    drop(net);
+    Ok(())
+}
+
+/// Debian's Chromium, which the browser tests drive too.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The page Chromium loads from `url` with its profile in `home` (whose
+/// NSS store holds the CAs it trusts besides the built-in ones), and what
+/// it logged.
+async fn chromium_loads(home: &std::path::Path, url: String) -> Result<(String, String)> {
+    let home = home.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(CHROMIUM)
+            .env("HOME", &home)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                &format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"),
+                "--dump-dom",
+                &url,
+            ])
+            .output()
+    })
+    .await?
+    .context("cannot run Chromium")?;
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// A Chromium profile in `home` that trusts `ca` for websites, as an
+/// official's workstation does once the operator installed the web CA
+/// (docs/OPERATIONS.md §11).
+fn trust_in_chromium(home: &std::path::Path, ca: &Certificate) -> Result<()> {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db)?;
+    let ca_file = home.join("web-ca.pem");
+    std::fs::write(&ca_file, ca.to_pem())?;
+    let db_arg = format!("sql:{}", db.display());
+    let run = |args: &[&str]| -> Result<()> {
+        let out = std::process::Command::new("certutil")
+            .args(args)
+            .output()
+            .context("cannot run certutil (Debian package libnss3-tools)")?;
+        ensure!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    run(&["-d", &db_arg, "-N", "--empty-password"])?;
+    let ca_path = ca_file.display().to_string();
+    run(&[
+        "-d",
+        &db_arg,
+        "-A",
+        "-t",
+        "C,,",
+        "-n",
+        "imi web CA FI",
+        "-i",
+        &ca_path,
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_that_trusts_the_web_ca_opens_the_ui_over_https_and_one_that_does_not_refuses_it()
+-> Result<()> {
+    common::logs();
+    let Served {
+        net,
+        ui,
+        web_ca,
+        _files,
+    } = finnish_ui_over_https().await?;
+    let url = format!("https://{}/sign-in", authority(ui.address()));
+
+    let official = tempfile::tempdir()?;
+    trust_in_chromium(official.path(), web_ca.certificate())?;
+    let (page, log) = chromium_loads(official.path(), url.clone()).await?;
+    assert!(
+        page.contains("name=\"password\""),
+        "the sign-in page did not open: {page}\n{log}"
+    );
+
+    let stranger = tempfile::tempdir()?;
+    let (page, log) = chromium_loads(stranger.path(), url).await?;
+    assert!(!page.contains("name=\"password\""), "{page}");
+    assert!(log.contains("ERR_CERT_AUTHORITY_INVALID"), "{log}");
+
     ui.stop().await;
     drop(net);
     Ok(())
