@@ -162,8 +162,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&node), &settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let purge = tokio::spawn(purge_sessions(node));
     let address = listener.local_addr()?;
+    let purge = tokio::spawn(purge_sessions(node));
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = match &settings.tls {
         None => {
@@ -176,7 +176,7 @@ pub async fn serve(
             info!(address = %address, "web UI listening over https");
             // The tap does nothing: axum gives handlers the client's
             // address (`ConnectInfo<SocketAddr>`) for a tapped listener.
-            let listener = tls::TlsListener::new(listener, identity)?.tap_io(|_| {});
+            let listener = tls::TlsListener::new(listener, address, identity).tap_io(|_| {});
             axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -133,18 +133,17 @@ pub(crate) struct TlsListener {
 }
 
 impl TlsListener {
-    /// Accepts connections on `listener` and runs their handshakes with
-    /// `identity`, until dropped.
-    pub(crate) fn new(listener: TcpListener, identity: &TlsIdentity) -> io::Result<Self> {
-        let local = listener.local_addr()?;
+    /// Accepts connections on `listener` (bound to `local`) and runs their
+    /// handshakes with `identity`, until dropped.
+    pub(crate) fn new(listener: TcpListener, local: SocketAddr, identity: &TlsIdentity) -> Self {
         let (ready_tx, ready) = mpsc::channel(READY_QUEUE);
         let acceptor = TlsAcceptor::from(Arc::clone(&identity.config));
         let accepting = tokio::spawn(accept_loop(listener, acceptor, ready_tx));
-        Ok(TlsListener {
+        TlsListener {
             ready,
             local,
             accepting,
-        })
+        }
     }
 }
 
