@@ -266,6 +266,23 @@ pub enum IssueError {
     /// A revocation list's next update is not after its this-update.
     #[error("the revocation list's next update must come after its this-update")]
     EmptyRevocationPeriod,
+    /// A web CA was asked for without a domain to certify names in.
+    #[error("name at least one domain the web CA may certify host names in, like example.fi")]
+    NoWebDomains,
+    /// A web server certificate was asked for without a host name.
+    #[error("name at least one host name the web UI is reached by, like imi.example.fi")]
+    NoWebHosts,
+    /// A host name lies outside the web CA's domains.
+    #[error(
+        "the web CA certifies names in {} only, not {host}; browsers would refuse the certificate",
+        domains.join(", ")
+    )]
+    HostOutsideWebDomains {
+        /// The host name asked for.
+        host: String,
+        /// The web CA's domains.
+        domains: Vec<String>,
+    },
     /// A field could not be encoded.
     #[error("the certificate could not be encoded: {reason}")]
     Encoding {
@@ -300,6 +317,12 @@ pub enum CaLoadError {
     /// The certificate is not a national CA.
     #[error("the certificate is not a national CA: {reason}")]
     NotANationalCa {
+        /// Why not.
+        reason: String,
+    },
+    /// The certificate is not a national web CA.
+    #[error("the certificate is not a national web CA: {reason}")]
+    NotAWebCa {
         /// Why not.
         reason: String,
     },
@@ -398,7 +421,7 @@ fn issuer_of<'k>(
         .map_err(encoding)
 }
 
-fn base_params(validity: Validity) -> Result<CertificateParams, IssueError> {
+pub(crate) fn base_params(validity: Validity) -> Result<CertificateParams, IssueError> {
     if validity.not_after <= validity.not_before {
         return Err(IssueError::EmptyValidity);
     }
@@ -415,7 +438,10 @@ fn ca_params(validity: Validity) -> Result<CertificateParams, IssueError> {
     Ok(params)
 }
 
-fn check_within(validity: Validity, issuer_not_after: SystemTime) -> Result<(), IssueError> {
+pub(crate) fn check_within(
+    validity: Validity,
+    issuer_not_after: SystemTime,
+) -> Result<(), IssueError> {
     if validity.not_after > issuer_not_after {
         return Err(IssueError::OutlivesIssuer { issuer_not_after });
     }

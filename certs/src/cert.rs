@@ -83,6 +83,18 @@ pub enum CertificateRole {
         /// The libp2p PeerId the certificate binds.
         peer_id: String,
     },
+    /// A country's national web CA, which certifies its web UIs.
+    WebCa {
+        /// The country.
+        country: Country,
+        /// The domains it may certify host names in.
+        domains: Vec<String>,
+    },
+    /// A web UI's HTTPS certificate.
+    WebServer {
+        /// The host names it is valid for.
+        hosts: Vec<String>,
+    },
     /// None of the above (e.g. a certificate from outside the federation).
     Other,
 }
@@ -464,7 +476,7 @@ fn role_of(cert: &X509Certificate<'_>) -> CertificateRole {
             node: identity.node,
             peer_id: identity.peer_id,
         },
-        Err(_) => CertificateRole::Other,
+        Err(_) => crate::web::web_role(cert).unwrap_or(CertificateRole::Other),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::crl::RevocationList;
 use crate::key::NodeKey;
 use crate::request::CertificateRequest;
 use crate::verify::TrustedRoot;
+use crate::web::{WebCa, WebServerCertificate};
 
 /// Permissions of a private key file: read and write by the owner only.
 pub const PRIVATE_KEY_MODE: u32 = 0o600;
@@ -256,5 +257,29 @@ impl NationalCa {
         let key_pem = read_private_key_pem(key)?;
         let cert_pem = read_public_pem(certificate)?;
         NationalCa::from_pem(&cert_pem, &key_pem).map_err(content(certificate))
+    }
+}
+
+impl WebCa {
+    /// Writes the web CA certificate (0644) and its key (0600).
+    pub fn write_pem_files(&self, certificate: &Path, key: &Path) -> Result<(), FileError> {
+        write_private_key_pem(key, &self.key_pem())?;
+        self.certificate().write_pem_file(certificate)
+    }
+
+    /// Loads a web CA from its certificate and key files.
+    pub fn read_pem_files(certificate: &Path, key: &Path) -> Result<Self, FileError> {
+        let key_pem = read_private_key_pem(key)?;
+        let cert_pem = read_public_pem(certificate)?;
+        WebCa::from_pem(&cert_pem, &key_pem).map_err(content(certificate))
+    }
+}
+
+impl WebServerCertificate {
+    /// Writes the chain the node serves (0644) and the key (0600), as
+    /// `[web] tls` in `imi-node.toml` names them.
+    pub fn write_pem_files(&self, chain: &Path, key: &Path) -> Result<(), FileError> {
+        write_private_key_pem(key, self.key_pem())?;
+        write_public_pem(chain, &self.chain_pem())
     }
 }

@@ -103,6 +103,14 @@ pub enum KeyError {
         /// What the PKCS#8 decoder found wrong.
         reason: String,
     },
+    /// The text is not a PKCS#8 ECDSA P-256 private key (a web CA's key).
+    #[error(
+        "the private key is not an unencrypted PKCS#8 ECDSA P-256 key (-----BEGIN PRIVATE KEY-----): {reason}"
+    )]
+    NotEcdsaP256Pkcs8 {
+        /// What the decoder found wrong.
+        reason: String,
+    },
     /// The key does not belong to the certificate it is loaded with.
     #[error("the private key does not match the public key of its certificate")]
     DoesNotMatchCertificate,

@@ -7,14 +7,18 @@
 //! [`CertificateRequest`], [`Certificate`]), the Commission's observer node
 //! certified by the root directly, the signed revocation lists
 //! ([`RevocationList`], [`RevocationSet`]), and the verification of a
-//! presented chain ([`CertChain`]) up to the pinned root ([`TrustedRoot`]).
+//! presented chain ([`CertChain`]) up to the pinned root ([`TrustedRoot`]),
+//! and, for the officials' browsers, each country's national web CA
+//! ([`WebCa`], ECDSA P-256, as browsers verify no ed25519 signature) with
+//! the HTTPS certificates it issues to web UIs ([`WebServerCertificate`]).
 //! It must not know the network or storage: it takes and returns PEM text
 //! and bytes, and reads and writes PEM files (keys owner-only).
 //!
 //! A node certificate's public key *is* the node's ed25519 key (the node
 //! asks with a request signed by that key), and it carries the SAN URIs
 //! `imi:node:FI/helsinki-1` and `imi:peer:<PeerId>`, the PeerId being
-//! libp2p's for that key. Every key in the federation is ed25519.
+//! libp2p's for that key. Every key in the federation is ed25519, except
+//! the web CAs' and web UIs' keys, which only browsers check.
 //!
 //! Crypto: certificates are built with rcgen 0.14 and signed through
 //! ed25519-dalek; verification uses rustls-webpki and x509-parser on the
@@ -72,6 +76,7 @@ mod key;
 mod name;
 mod request;
 mod verify;
+mod web;
 
 pub use ca::{CaLoadError, IssueError, NationalCa, RootCa};
 pub use cert::{
@@ -91,3 +96,4 @@ pub use libp2p_identity::PeerId;
 pub use name::{InvalidNodeName, InvalidSerial, MAX_NODE_NAME_LEN, NodeName, Serial};
 pub use request::{CertificateRequest, RequestError};
 pub use verify::{RootError, TrustedRoot, VerifiedNode, VerifyError};
+pub use web::{InvalidWebHost, WEB_CA_URI_PREFIX, WebCa, WebHost, WebServerCertificate};

@@ -49,9 +49,12 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
-    /// Where to serve it: a loopback address, behind the operator's HTTPS
-    /// proxy.
+    /// Where to serve it: any address with `tls`; without, a loopback
+    /// address behind the operator's HTTPS proxy.
     pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate and key; plain HTTP without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<WebTlsConfig>,
     /// The address officials open (`https://imi.example.fi`) when a proxy
     /// serves the UI under another host name.
     #[serde(default)]
@@ -70,6 +73,18 @@ pub struct WebConfig {
     /// most 4096, what every node accepts).
     #[serde(default = "default_attachment_kib")]
     pub max_attachment_kib: usize,
+}
+
+/// The certificate the web UI serves HTTPS with (`imi-node certs
+/// issue-web` writes both files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebTlsConfig {
+    /// The certificate chain in PEM: the UI's certificate, then the CA
+    /// certificates browsers need to reach their trusted one.
+    pub certificate: PathBuf,
+    /// Its private key in PEM (unencrypted PKCS#8), owner-only.
+    pub key: PathBuf,
 }
 
 fn default_idle_minutes() -> u64 {
@@ -232,10 +247,18 @@ impl Config {
             );
         }
         if let Some(web) = &config.web {
-            if !web.listen.ip().is_loopback() {
+            if web.tls.is_none() && !web.listen.ip().is_loopback() {
                 return Err(format!(
-                    "web.listen {} is not a loopback address: serve the web UI on 127.0.0.1 or ::1 behind your HTTPS proxy (the node does not terminate TLS itself yet)",
+                    "web.listen {} is not a loopback address: without web.tls the node serves plain HTTP, so serve the web UI on 127.0.0.1 or ::1 behind your HTTPS proxy, or give it a certificate with web.tls = {{ certificate = \"certs/web.pem\", key = \"certs/web-key.pem\" }} to serve HTTPS on any address",
                     web.listen
+                ));
+            }
+            if web.tls.is_some()
+                && let Some(origin) = &web.public_origin
+                && origin.starts_with("http://")
+            {
+                return Err(format!(
+                    "web.public_origin {origin:?} starts with http:// but the node serves HTTPS itself (web.tls): write it with https://"
                 ));
             }
             if let Some(origin) = &web.public_origin
@@ -273,6 +296,10 @@ impl Config {
         resolve(&mut self.certs.revocations);
         if let Some(ca) = self.certs.national_ca.as_mut() {
             resolve(ca);
+        }
+        if let Some(tls) = self.web.as_mut().and_then(|w| w.tls.as_mut()) {
+            resolve(&mut tls.certificate);
+            resolve(&mut tls.key);
         }
     }
 
@@ -316,6 +343,16 @@ mod tests {
         let web = Config::parse(&with_web).unwrap().web.expect("web section");
         assert!(web.listen.ip().is_loopback());
         assert_eq!(web.idle_minutes, 30);
+        assert_eq!(web.tls, None);
+        // So is its commented HTTPS line, on any address.
+        let with_tls = with_web
+            .replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:443\"")
+            .replace("# tls = {", "tls = {");
+        let web = Config::parse(&with_tls).unwrap().web.expect("web section");
+        assert_eq!(
+            web.tls.expect("tls").certificate,
+            PathBuf::from("certs/web.pem")
+        );
         assert_eq!(
             config,
             Config::parse(&toml::to_string(&config).unwrap()).unwrap()
@@ -333,9 +370,39 @@ mod tests {
         assert!(err.contains("multiaddr"), "{err}");
         let err = Config::parse("country = \"FI\"\nname = \"h\"\ncolour = 1").unwrap_err();
         assert!(err.contains("colour"), "{err}");
-        let err = Config::parse("country = \"FI\"\nname = \"h\"\n[web]\nlisten = \"0.0.0.0:8080\"")
-            .unwrap_err();
-        assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn the_web_ui_listens_beyond_loopback_only_over_https() {
+        let web =
+            |lines: &str| Config::parse(&format!("country = \"FI\"\nname = \"h\"\n[web]\n{lines}"));
+        let err = web("listen = \"0.0.0.0:8080\"").unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(err.contains("web.tls"), "{err}");
+        let err = web("listen = \"192.0.2.7:443\"").unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        let tls = "tls = { certificate = \"certs/web.pem\", key = \"certs/web-key.pem\" }";
+        let config = web(&format!("listen = \"0.0.0.0:443\"\n{tls}")).unwrap();
+        let served = config.web.unwrap();
+        assert_eq!(served.listen, "0.0.0.0:443".parse().unwrap());
+        assert_eq!(
+            served.tls,
+            Some(WebTlsConfig {
+                certificate: "certs/web.pem".into(),
+                key: "certs/web-key.pem".into(),
+            })
+        );
+        // Loopback stays allowed, with or without TLS.
+        assert!(web("listen = \"[::1]:8080\"").is_ok());
+        assert!(web(&format!("listen = \"127.0.0.1:8443\"\n{tls}")).is_ok());
+        // An http origin contradicts the node's own HTTPS.
+        let err = web(&format!(
+            "listen = \"0.0.0.0:443\"\npublic_origin = \"http://imi.example.fi\"\n{tls}"
+        ))
+        .unwrap_err();
+        assert!(err.contains("https://"), "{err}");
+        let err = web("listen = \"0.0.0.0:443\"\ntls = { certificate = \"web.pem\" }").unwrap_err();
+        assert!(err.contains("key"), "{err}");
     }
 
     #[test]
@@ -358,5 +425,12 @@ mod tests {
         let config = Config::load(&path).unwrap();
         assert_eq!(config.certs.key, dir.path().join("node-key.pem"));
         assert_eq!(config.store_path(), dir.path().join("data/store.redb"));
+        let with_tls = format!(
+            "{EXAMPLE}\n[web]\nlisten = \"0.0.0.0:443\"\ntls = {{ certificate = \"certs/web.pem\", key = \"/etc/imi/web-key.pem\" }}\n"
+        );
+        std::fs::write(&path, with_tls).unwrap();
+        let tls = Config::load(&path).unwrap().web.unwrap().tls.unwrap();
+        assert_eq!(tls.certificate, dir.path().join("certs/web.pem"));
+        assert_eq!(tls.key, PathBuf::from("/etc/imi/web-key.pem"));
     }
 }

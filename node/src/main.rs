@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use imi_certs::{
     Certificate, CertificateRequest, NationalCa, NodeKey, RevocationList, RevocationParams,
-    Revoked, RootCa, Serial, Validity,
+    Revoked, RootCa, Serial, Validity, WebCa, WebHost,
 };
 use imi_node::admin::{Admin, NewAccount, NewUser, Password};
 use imi_node::cases::{CaseApp, CaseState};
@@ -327,6 +327,40 @@ enum CertsCommand {
         #[arg(long)]
         request: PathBuf,
         /// Where to write the certificate.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Create the national web CA beside a national CA (web-ca.pem,
+    /// web-ca-key.pem): the ECDSA CA the officials' browsers trust for the
+    /// country's web UIs, limited to the domains named.
+    IssueWebCa {
+        /// The national CA's directory (ca.pem, ca-key.pem); the web CA's
+        /// files are written there too.
+        #[arg(long)]
+        ca: PathBuf,
+        /// A domain whose host names it may certify (example.fi covers
+        /// imi.example.fi); repeat for more.
+        #[arg(long = "domain", required = true)]
+        domains: Vec<WebHost>,
+        /// Validity in days (default: until the national CA expires).
+        #[arg(long)]
+        days: Option<u64>,
+    },
+    /// Issue a web UI's HTTPS certificate and key with the national web CA
+    /// (web.pem, web-key.pem).
+    IssueWeb {
+        /// The national CA's directory, holding the web CA (web-ca.pem,
+        /// web-ca-key.pem).
+        #[arg(long)]
+        ca: PathBuf,
+        /// A host name officials reach the UI by (imi.example.fi); repeat
+        /// for more.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<WebHost>,
+        /// Directory for web.pem and web-key.pem (the node's certs directory).
         #[arg(long)]
         out: PathBuf,
         /// Validity in days.
@@ -700,12 +734,18 @@ struct Drill {
 
 async fn run(config: Config, drill: Option<Drill>) -> Result<()> {
     let setup = NodeSetup::from_config(&config)?;
+    // The web UI's certificate is checked before the node joins the
+    // federation: a bad file stops the start with its name.
+    let ui_setup = config
+        .web
+        .as_ref()
+        .map(|web| imi_node::ui::UiSetup::from_config(web, config.country))
+        .transpose()?;
     let address = setup.address.clone();
     let app = Arc::new(CaseApp::new(address.clone()));
     let node = Node::start(setup, app).await?;
-    let ui = match &config.web {
-        Some(web) => {
-            let setup = imi_node::ui::UiSetup::from_config(web, config.country);
+    let ui = match ui_setup {
+        Some(setup) => {
             let ui = imi_node::ui::UiServer::start(&node, setup).await?;
             info!(url = %ui.url(), "web UI served");
             Some(ui)
@@ -955,6 +995,13 @@ fn certs(command: CertsCommand) -> Result<()> {
                 out.display()
             );
         }
+        CertsCommand::IssueWebCa { ca, domains, days } => issue_web_ca(&ca, &domains, days)?,
+        CertsCommand::IssueWeb {
+            ca,
+            hosts,
+            out,
+            days,
+        } => issue_web(&ca, &hosts, &out, days)?,
         CertsCommand::Revoke {
             ca,
             cert,
@@ -963,6 +1010,67 @@ fn certs(command: CertsCommand) -> Result<()> {
         } => revoke(&ca, cert, serial, &install_into)?,
         CertsCommand::Show { file } => show(&file)?,
     }
+    Ok(())
+}
+
+fn issue_web_ca(ca: &Path, domains: &[WebHost], days: Option<u64>) -> Result<()> {
+    let (cert, key) = (ca.join("web-ca.pem"), ca.join("web-ca-key.pem"));
+    if cert.exists() || key.exists() {
+        bail!(
+            "{} holds a national web CA already, which the officials' browsers trust; \
+             to replace it, remove web-ca.pem and web-ca-key.pem first, then install the new \
+             web-ca.pem in every browser and issue the web UIs' certificates anew",
+            ca.display()
+        );
+    }
+    let national = NationalCa::read_pem_files(&ca.join("ca.pem"), &ca.join("ca-key.pem"))?;
+    let validity = match days {
+        Some(days) => Validity::days_from_now(days),
+        None => Validity::new(SystemTime::now(), national.certificate().not_after()),
+    };
+    let web_ca = WebCa::generate(&national, domains, validity)?;
+    web_ca.write_pem_files(&cert, &key)?;
+    let domains: Vec<String> = domains.iter().map(ToString::to_string).collect();
+    println!(
+        "national web CA of {} created in {} (web-ca.pem, web-ca-key.pem), for host names in {}",
+        national.country(),
+        ca.display(),
+        domains.join(", ")
+    );
+    println!(
+        "install web-ca.pem as a trusted certificate authority in the officials' browsers; keep web-ca-key.pem with the national CA's key"
+    );
+    Ok(())
+}
+
+fn issue_web(ca: &Path, hosts: &[WebHost], out: &Path, days: u64) -> Result<()> {
+    let web_ca_cert = ca.join("web-ca.pem");
+    if !web_ca_cert.exists() {
+        bail!(
+            "{} holds no national web CA (web-ca.pem): create it first with `imi-node certs issue-web-ca --ca {} --domain YOUR-DOMAIN`",
+            ca.display(),
+            ca.display()
+        );
+    }
+    let web_ca = WebCa::read_pem_files(&web_ca_cert, &ca.join("web-ca-key.pem"))?;
+    let issued = web_ca.issue_server(hosts, Validity::days_from_now(days))?;
+    std::fs::create_dir_all(out)?;
+    let (chain, key) = (out.join("web.pem"), out.join("web-key.pem"));
+    issued.write_pem_files(&chain, &key)?;
+    let hosts: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+    println!(
+        "web UI certificate for {} (serial {}, valid until {}) written to {} with its key {}",
+        hosts.join(", "),
+        issued.certificate().serial(),
+        imi_certs::utc(issued.certificate().not_after()),
+        chain.display(),
+        key.display()
+    );
+    println!(
+        "serve it with, in the [web] section of imi-node.toml (paths relative to that file's directory): tls = {{ certificate = \"{}\", key = \"{}\" }}",
+        chain.display(),
+        key.display()
+    );
     Ok(())
 }
 
@@ -1074,25 +1182,45 @@ fn show(file: &Path) -> Result<()> {
         );
         println!("  peer id: {}", request.peer_id());
     } else {
-        let cert = Certificate::from_pem(&text)?;
-        println!("certificate, serial {}", cert.serial());
-        match cert.role() {
-            imi_certs::CertificateRole::Root => println!("  federation root CA"),
-            imi_certs::CertificateRole::NationalCa { country } => {
-                println!("  national CA of {country}")
+        // A chain (a web UI's web.pem) is shown certificate by certificate.
+        const END: &str = "-----END CERTIFICATE-----";
+        let blocks: Vec<&str> = text
+            .split_inclusive(END)
+            .filter(|block| block.contains(END))
+            .collect();
+        let blocks = if blocks.is_empty() {
+            vec![text.as_str()]
+        } else {
+            blocks
+        };
+        for block in blocks {
+            let cert = Certificate::from_pem(block)?;
+            println!("certificate, serial {}", cert.serial());
+            match cert.role() {
+                imi_certs::CertificateRole::Root => println!("  federation root CA"),
+                imi_certs::CertificateRole::NationalCa { country } => {
+                    println!("  national CA of {country}")
+                }
+                imi_certs::CertificateRole::Node {
+                    country,
+                    node,
+                    peer_id,
+                } => {
+                    println!("  node {country}/{node}");
+                    println!("  peer id: {peer_id}");
+                }
+                imi_certs::CertificateRole::WebCa { country, domains } => {
+                    println!("  national web CA of {country}");
+                    println!("  certifies host names in: {}", domains.join(", "));
+                }
+                imi_certs::CertificateRole::WebServer { hosts } => {
+                    println!("  web UI certificate for {}", hosts.join(", "));
+                }
+                imi_certs::CertificateRole::Other => println!("  not a federation certificate"),
             }
-            imi_certs::CertificateRole::Node {
-                country,
-                node,
-                peer_id,
-            } => {
-                println!("  node {country}/{node}");
-                println!("  peer id: {peer_id}");
-            }
-            imi_certs::CertificateRole::Other => println!("  not a federation certificate"),
+            println!("  valid from {}", imi_certs::utc(cert.not_before()));
+            println!("  valid until {}", imi_certs::utc(cert.not_after()));
         }
-        println!("  valid from {}", imi_certs::utc(cert.not_before()));
-        println!("  valid until {}", imi_certs::utc(cert.not_after()));
     }
     Ok(())
 }

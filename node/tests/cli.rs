@@ -229,3 +229,127 @@ fn the_coordinator_manages_authorities_and_users_from_the_command_line() {
     let status = ok(d, &["status", "-c", c, "--json"]);
     assert!(status.contains("\"outbox\": 0"), "{status}");
 }
+
+#[test]
+fn a_national_coordinator_issues_the_web_ui_its_https_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["certs", "root-init", "--out", "root"]);
+    ok(
+        d,
+        &[
+            "certs",
+            "issue-national",
+            "--root",
+            "root",
+            "--country",
+            "FI",
+            "--out",
+            "ca-FI",
+        ],
+    );
+    // No web CA yet: the error says how to make one.
+    let err = fails(
+        d,
+        &[
+            "certs",
+            "issue-web",
+            "--ca",
+            "ca-FI",
+            "--host",
+            "imi.example.fi",
+            "--out",
+            "fi-1/certs",
+        ],
+    );
+    assert!(err.contains("certs issue-web-ca"), "{err}");
+    let created = ok(
+        d,
+        &[
+            "certs",
+            "issue-web-ca",
+            "--ca",
+            "ca-FI",
+            "--domain",
+            "example.fi",
+        ],
+    );
+    assert!(created.contains("national web CA of FI"), "{created}");
+    assert!(created.contains("browsers"), "{created}");
+    let shown = ok(d, &["certs", "show", "ca-FI/web-ca.pem"]);
+    assert!(shown.contains("national web CA of FI"), "{shown}");
+    assert!(shown.contains("example.fi"), "{shown}");
+    // The browsers trust it: it is not replaced by mistake.
+    let err = fails(
+        d,
+        &[
+            "certs",
+            "issue-web-ca",
+            "--ca",
+            "ca-FI",
+            "--domain",
+            "example.fi",
+        ],
+    );
+    assert!(err.contains("already"), "{err}");
+
+    let issued = ok(
+        d,
+        &[
+            "certs",
+            "issue-web",
+            "--ca",
+            "ca-FI",
+            "--host",
+            "imi.example.fi",
+            "--out",
+            "fi-1/certs",
+        ],
+    );
+    assert!(issued.contains("imi.example.fi"), "{issued}");
+    assert!(issued.contains("tls = {"), "{issued}");
+    let chain = std::fs::read_to_string(d.join("fi-1/certs/web.pem")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    let shown = ok(d, &["certs", "show", "fi-1/certs/web.pem"]);
+    assert!(
+        shown.contains("web UI certificate for imi.example.fi"),
+        "{shown}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["fi-1/certs/web-key.pem", "ca-FI/web-ca-key.pem"] {
+            let mode = std::fs::metadata(d.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    // A name outside the web CA's domains, or no name at all, is refused.
+    let err = fails(
+        d,
+        &[
+            "certs",
+            "issue-web",
+            "--ca",
+            "ca-FI",
+            "--host",
+            "imi.example.com",
+            "--out",
+            "x",
+        ],
+    );
+    assert!(err.contains("example.fi only"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "certs",
+            "issue-web",
+            "--ca",
+            "ca-FI",
+            "--host",
+            "192.0.2.1",
+            "--out",
+            "x",
+        ],
+    );
+    assert!(err.contains("not a DNS host name"), "{err}");
+}

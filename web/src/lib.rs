@@ -4,7 +4,9 @@
 //! with htmx (vendored) as progressive enhancement on real forms; 24 EU
 //! languages with Project Fluent; sign-in, sessions kept in the node's
 //! store, CSRF protection (`Sec-Fetch-Site` / `Origin`), sign-in throttling
-//! and a content security policy without inline script.
+//! and a content security policy without inline script. Served over
+//! HTTPS with the node's certificate ([`TlsIdentity`], rustls), or in plain
+//! HTTP on loopback behind the operator's proxy.
 //!
 //! `web` reaches the node only through the interface it owns,
 //! [`NodeInterface`]: it never sees the node's store, links or replication.
@@ -14,7 +16,8 @@
 //! Layout: `interface` (what the node must provide), `error` (the one
 //! error, mapped to HTTP once), `context` (the per-request page context,
 //! error rendering and security headers), `i18n`, `session`, `throttle`,
-//! and `views/` with one module per area of pages.
+//! `tls` (HTTPS: handshakes apart from the HTTP server), and `views/` with
+//! one module per area of pages.
 //!
 //! ```no_run
 //! # async fn demo(node: std::sync::Arc<dyn imi_web::NodeInterface>) -> std::io::Result<()> {
@@ -29,6 +32,7 @@ mod i18n;
 mod interface;
 mod session;
 mod throttle;
+mod tls;
 mod upload;
 mod views;
 
@@ -38,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use imi_protocol::Timestamp;
 use tower_http::csrf::CsrfLayer;
 use tower_sessions::cookie::SameSite;
@@ -55,10 +60,14 @@ pub use interface::{
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};
+pub use tls::{TlsError, TlsIdentity};
 
 /// How the UI is served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WebSettings {
+    /// Serve HTTPS with this certificate and key (the session cookie is
+    /// then `Secure`); plain HTTP without.
+    pub tls: Option<TlsIdentity>,
     /// The address officials open (`https://imi.example.fi`), when the UI
     /// sits behind a proxy that rewrites `Host`: trusted for forms, and an
     /// `https` address makes the session cookie `Secure`.
@@ -76,6 +85,7 @@ pub struct WebSettings {
 impl Default for WebSettings {
     fn default() -> Self {
         WebSettings {
+            tls: None,
             public_origin: None,
             idle_timeout: Duration::from_secs(30 * 60),
             throttle: ThrottleLimits::default(),
@@ -104,10 +114,11 @@ pub fn router(
     node: Arc<dyn NodeInterface>,
     settings: &WebSettings,
 ) -> Result<Router, SettingsError> {
-    let secure = settings
-        .public_origin
-        .as_deref()
-        .is_some_and(|o| o.starts_with("https://"));
+    let secure = settings.tls.is_some()
+        || settings
+            .public_origin
+            .as_deref()
+            .is_some_and(|o| o.starts_with("https://"));
     let state = context::AppState {
         info: node.info(),
         catalogue: node.catalogue(),
@@ -149,8 +160,9 @@ pub fn router(
         .with_state(state))
 }
 
-/// Serves the UI on `listener` until `shutdown` completes; expired
-/// sessions are removed every ten minutes.
+/// Serves the UI on `listener` until `shutdown` completes, over HTTPS when
+/// the settings hold a [`TlsIdentity`]; expired sessions are removed every
+/// ten minutes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Arc<dyn NodeInterface>,
@@ -159,16 +171,26 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&node), &settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let address = listener.local_addr()?;
     let purge = tokio::spawn(purge_sessions(node));
-    if let Ok(addr) = listener.local_addr() {
-        info!(address = %addr, "web UI listening");
-    }
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match &settings.tls {
+        None => {
+            info!(address = %address, "web UI listening");
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(identity) => {
+            info!(address = %address, "web UI listening over https");
+            // The tap does nothing: axum gives handlers the client's
+            // address (`ConnectInfo<SocketAddr>`) for a tapped listener.
+            let listener = tls::TlsListener::new(listener, address, identity).tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     purge.abort();
     served
 }
