@@ -556,9 +556,44 @@ async fn the_seed_scenario_runs_from_request_to_closure_in_finnish_and_portugues
     finn.page("guide-08-request-sent").await?;
     let case_path = format!("cases/{reference}");
 
-    // The Portuguese official, pages in Portuguese, finds it in My tasks.
+    // The Ordem's allocator gives it to Maria Silva, a request handler.
+    let allocator = Browser::start("pt").await?;
+    sign_in(&allocator, &pt_url, "pt-allocator").await?;
+    allocator
+        .reload_until(
+            "the request in the allocator's tasks",
+            &format!("a[href='/{case_path}']"),
+        )
+        .await?;
+    allocator.click(&format!("a[href='/{case_path}']")).await?;
+    allocator.element("#allocate-handler").await?;
+    allocator
+        .client
+        .execute(
+            "document.getElementById('allocate-handler').scrollIntoView({ block: 'center' })",
+            vec![],
+        )
+        .await?;
+    allocator.page("guide-09a-allocate").await?;
+    allocator
+        .click("form:has(input[name=action][value=allocate]) button[type=submit]")
+        .await?;
+    allocator
+        .shows(".notice", &portugues.get("history-allocate"))
+        .await?;
+    allocator.shows("main", "Maria Silva").await?;
+    allocator.client.clone().close().await?;
+    drop(allocator);
+
+    // The Portuguese official, pages in Portuguese, finds it in My tasks,
+    // among the tasks assigned to her.
     let portuguese = Browser::start("pt").await?;
     sign_in(&portuguese, &pt_url, "pt-official").await?;
+    portuguese.goto(&format!("{pt_url}tasks?show=mine")).await?;
+    portuguese
+        .element(&format!("a[href='/{case_path}']"))
+        .await
+        .context("the allocated request among the tasks assigned to her")?;
     portuguese
         .reload_until(
             "the request in the Portuguese official's tasks",
