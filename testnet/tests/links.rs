@@ -193,7 +193,8 @@ async fn seed_scenario_over_quic() -> anyhow::Result<()> {
 }
 
 /// Sends a fresh request from `finn` to `to` and returns its case id.
-async fn send_request(
+/// A draft request of the Finn to `to`, stored on the Finnish node.
+async fn draft_request(
     fi: &imi_node::node::Node<imi_node::cases::CaseApp>,
     finn: &imi_protocol::Actor,
     to: &imi_protocol::Actor,
@@ -208,6 +209,15 @@ async fn send_request(
     )?;
     fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
         .await?;
+    Ok(case)
+}
+
+async fn send_request(
+    fi: &imi_node::node::Node<imi_node::cases::CaseApp>,
+    finn: &imi_protocol::Actor,
+    to: &imi_protocol::Actor,
+) -> anyhow::Result<CaseId> {
+    let case = draft_request(fi, finn, to).await?;
     fi.act(
         case,
         finn.clone(),
@@ -572,16 +582,7 @@ async fn requests_with_large_files_sent_together_all_arrive() -> anyhow::Result<
     // Four requests of 3 MiB each: 12 MiB, more than one request may carry.
     let mut cases = Vec::new();
     for n in 0..4u8 {
-        let case = CaseId::new();
-        let draft = Request::draft(
-            case,
-            &finn,
-            "professional-qualifications",
-            party(&portuguese),
-            Timestamp::from_millis(0),
-        )?;
-        fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
-            .await?;
+        let case = draft_request(fi, &finn, &portuguese).await?;
         let files = Content {
             attachments: vec![Attachment::new(
                 format!("diploma-{n}.pdf"),
@@ -622,16 +623,7 @@ async fn a_case_cannot_carry_more_files_than_a_late_joining_node_can_receive() -
 {
     let (net, finn, portuguese) = finland_and_portugal(false).await?;
     let fi = net.node(Country::Fi);
-    let case = CaseId::new();
-    let draft = Request::draft(
-        case,
-        &finn,
-        "professional-qualifications",
-        party(&portuguese),
-        Timestamp::from_millis(0),
-    )?;
-    fi.create(imi_node::cases::CaseState::Request(draft), finn.clone())
-        .await?;
+    let case = draft_request(fi, &finn, &portuguese).await?;
     let files = |n: u8| Content {
         attachments: vec![Attachment::new(
             format!("part-{n}.pdf"),
