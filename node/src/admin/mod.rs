@@ -1299,21 +1299,10 @@ impl Admin {
     /// The accounts of an authority (active or not), oldest first.
     pub fn users_of(&self, authority: AuthorityId) -> Result<Vec<UserAccount>, AdminError> {
         let tx = self.store.read()?;
-        let index = tx.open_table(AUTHORITY_USERS).map_err(StoreError::from)?;
-        let users = tx.open_table(USERS).map_err(StoreError::from)?;
-        let (from, to) = authority_range(authority);
-        let mut found = Vec::new();
-        for entry in index
-            .range(from.as_slice()..=to.as_slice())
-            .map_err(StoreError::from)?
-        {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            let user_key = key.value().get(16..).unwrap_or_default().to_vec();
-            if let Some(stored) = get::<StoredUser>(&users, "user", &user_key)? {
-                found.push(stored.account);
-            }
-        }
-        Ok(found)
+        Ok(stored_users_of(&tx, authority)?
+            .into_iter()
+            .map(|stored| stored.account)
+            .collect())
     }
 
     // ----- warnings --------------------------------------------------------
@@ -1593,10 +1582,23 @@ fn index_key(authority: AuthorityId, user: UserId) -> [u8; 32] {
     key
 }
 
-fn authority_range(authority: AuthorityId) -> ([u8; 32], [u8; 32]) {
+/// The stored users of an authority (active or not), oldest first.
+fn stored_users_of(
+    tx: &redb::ReadTransaction,
+    authority: AuthorityId,
+) -> Result<Vec<StoredUser>, StoreError> {
+    let index = tx.open_table(AUTHORITY_USERS)?;
+    let users = tx.open_table(USERS)?;
     let mut to = [0xff; 32];
     to[..16].copy_from_slice(&authority.to_bytes());
-    (index_key(authority, UserId::from_bytes([0; 16])), to)
+    let from = index_key(authority, UserId::from_bytes([0; 16]));
+    let mut found = Vec::new();
+    for entry in index.range(from.as_slice()..=to.as_slice())? {
+        let (key, _) = entry?;
+        let user_key = key.value().get(16..).unwrap_or_default().to_vec();
+        found.extend(get::<StoredUser>(&users, "user", &user_key)?);
+    }
+    Ok(found)
 }
 
 fn display_name(authority: &Authority) -> String {

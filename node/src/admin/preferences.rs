@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::{
-    AUTHORITIES, AUTHORITY_USERS, Admin, AdminError, AdminEvent, AuthorityRecord, StoredUser,
-    Tables, USERS, authority_range, check_email, encode, get,
+    AUTHORITIES, Admin, AdminError, AdminEvent, AuthorityRecord, StoredUser, Tables, USERS,
+    check_email, encode, get, stored_users_of,
 };
 use crate::store::StoreError;
 
@@ -244,20 +244,9 @@ impl Admin {
         let record: AuthorityRecord = get(&authorities, "authority", &authority.to_bytes())?
             .ok_or(AdminError::UnknownAuthority(authority))?;
         let status = record.authority.status;
-        let index = tx.open_table(AUTHORITY_USERS).map_err(StoreError::from)?;
-        let users = tx.open_table(USERS).map_err(StoreError::from)?;
         let table = tx.open_table(PREFERENCES).map_err(StoreError::from)?;
-        let (from, to) = authority_range(authority);
         let mut found = Vec::new();
-        for entry in index
-            .range(from.as_slice()..=to.as_slice())
-            .map_err(StoreError::from)?
-        {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            let user_key = key.value().get(16..).unwrap_or_default().to_vec();
-            let Some(user) = get::<StoredUser>(&users, "user", &user_key)? else {
-                continue;
-            };
+        for user in stored_users_of(&tx, authority)? {
             let preference = stored(&table, user.account.user.id)?;
             found.extend(task_email(&user, status, preference));
         }
