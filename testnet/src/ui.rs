@@ -229,15 +229,22 @@ pub async fn demo_finland_and_portugal() -> Result<crate::Testnet> {
         .await?;
     for country in [Country::Fi, Country::Pt] {
         let node = net.node(country);
-        node.admin()
-            .create_first_coordinator(
-                "coordinator",
-                "National IMI coordinator",
-                "coordinator@imi.test",
-                imi_node::admin::Password::new(DEMO_PASSWORD),
-            )
-            .await?;
+        demo_coordinator(node).await?;
         demo_people(node, "coordinator").await?;
     }
     Ok(net)
+}
+
+/// The node's first national coordinator, `coordinator`, with the demo
+/// password.
+pub async fn demo_coordinator(node: &Node<CaseApp>) -> Result<()> {
+    node.admin()
+        .create_first_coordinator(
+            "coordinator",
+            "National IMI coordinator",
+            "coordinator@imi.test",
+            imi_node::admin::Password::new(DEMO_PASSWORD),
+        )
+        .await?;
+    Ok(())
 }

@@ -34,20 +34,16 @@ async fn ui(node: &imi_node::node::Node<imi_node::cases::CaseApp>) -> Result<Nod
     .await?)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_both_sides()
--> Result<()> {
-    common::logs();
-    let net = demo_finland_and_portugal().await?;
-    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
-    let user = |node: &imi_node::node::Node<_>, login: &str| -> Result<UserId> {
-        Ok(node.admin().user_by_login(login)?.user.id)
-    };
-    let (finn, portuguese, nurse) = (
-        user(fi, "fi-official")?,
-        user(pt, "pt-official")?,
-        user(pt, "pt-nurses")?,
-    );
+type DemoNode = imi_node::node::Node<imi_node::cases::CaseApp>;
+
+/// The id of the demo user `login` of `node`.
+fn user(node: &DemoNode, login: &str) -> Result<UserId> {
+    Ok(node.admin().user_by_login(login)?.user.id)
+}
+
+/// The Ordem dos Médicos, once the Finnish node knows it, and both nodes'
+/// UIs.
+async fn ordem_and_uis(fi: &DemoNode, pt: &DemoNode) -> Result<(Party, NodeUi, NodeUi)> {
     let ordem = Party {
         authority: pt.admin().user_by_login("pt-official")?.user.authority,
         country: Country::Pt,
@@ -62,7 +58,21 @@ async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_b
         },
     )
     .await?;
-    let (fi_ui, pt_ui) = (ui(fi).await?, ui(pt).await?);
+    Ok((ordem, ui(fi).await?, ui(pt).await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_keeps_what_was_written_and_a_declined_request_is_withdrawn_on_both_sides()
+-> Result<()> {
+    common::logs();
+    let net = demo_finland_and_portugal().await?;
+    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
+    let (finn, portuguese, nurse) = (
+        user(fi, "fi-official")?,
+        user(pt, "pt-official")?,
+        user(pt, "pt-nurses")?,
+    );
+    let (ordem, fi_ui, pt_ui) = ordem_and_uis(fi, pt).await?;
 
     // A draft: kept with what was written, waiting for its writer.
     let content = Content {
@@ -211,30 +221,13 @@ async fn an_allocator_gives_an_incoming_request_to_one_handler_whose_task_it_bec
     common::logs();
     let net = demo_finland_and_portugal().await?;
     let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
-    let user = |node: &imi_node::node::Node<_>, login: &str| -> Result<UserId> {
-        Ok(node.admin().user_by_login(login)?.user.id)
-    };
     let (finn, handler, allocator, nurse) = (
         user(fi, "fi-official")?,
         user(pt, "pt-official")?,
         user(pt, "pt-allocator")?,
         user(pt, "pt-nurses")?,
     );
-    let ordem = Party {
-        authority: pt.admin().user(handler)?.user.authority,
-        country: Country::Pt,
-    };
-    wait_until(
-        "the Finnish node to know the Ordem",
-        common::WAIT,
-        || async {
-            fi.directory()
-                .authority(Country::Pt, ordem.authority)
-                .is_some()
-        },
-    )
-    .await?;
-    let (fi_ui, pt_ui) = (ui(fi).await?, ui(pt).await?);
+    let (ordem, fi_ui, pt_ui) = ordem_and_uis(fi, pt).await?;
     let reply_by = fi_ui
         .tasks(finn, all())
         .await?

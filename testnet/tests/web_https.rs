@@ -22,7 +22,7 @@ use imi_node::config::{WebConfig, WebTlsConfig};
 use imi_node::ui::{UiServer, UiSetup};
 use imi_protocol::Country;
 use imi_testnet::Testnet;
-use imi_testnet::ui::DEMO_PASSWORD;
+use imi_testnet::ui::{DEMO_PASSWORD, demo_coordinator};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -128,15 +128,7 @@ struct Served {
 
 async fn finnish_ui_over_https() -> Result<Served> {
     let net = Testnet::builder().countries([Country::Fi]).start().await?;
-    net.node(Country::Fi)
-        .admin()
-        .create_first_coordinator(
-            "coordinator",
-            "National IMI coordinator",
-            "coordinator@imi.test",
-            imi_node::admin::Password::new(DEMO_PASSWORD),
-        )
-        .await?;
+    demo_coordinator(net.node(Country::Fi)).await?;
     let web_ca = WebCa::generate(
         &net.federation.pki.nationals[&Country::Fi],
         &["fi.test".parse()?],

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use imi_node::admin::{NotificationPreference, TaskEmails};
 use imi_protocol::Country;
 use imi_testnet::Testnet;
-use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
+use imi_testnet::ui::{DEMO_PASSWORD, demo_coordinator, demo_people, serve_ui};
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -200,14 +200,7 @@ async fn a_daily_summary_chosen_on_my_profile_is_kept_across_sign_ins_and_wrong_
     common::logs();
     let net = Testnet::builder().countries([Country::Fi]).start().await?;
     let fi = net.node(Country::Fi);
-    fi.admin()
-        .create_first_coordinator(
-            "coordinator",
-            "National IMI coordinator",
-            "coordinator@imi.test",
-            imi_node::admin::Password::new(DEMO_PASSWORD),
-        )
-        .await?;
+    demo_coordinator(fi).await?;
     demo_people(fi, "coordinator").await?;
     let aino = fi.admin().user_by_login("fi-official")?.user;
     let ui = serve_ui(fi).await?;
