@@ -448,23 +448,7 @@ impl CaseDesk {
         action: CaseAction,
         content: Content,
     ) -> Result<CaseRecord, CaseError> {
-        if !content.attachments.is_empty() {
-            content.check_attachments(MAX_STEP_ATTACHMENT_BYTES)?;
-            let before = match &new {
-                Some(record) => record.attachment_bytes(),
-                None => self
-                    .case(case)?
-                    .map_or(0, |record| record.attachment_bytes()),
-            };
-            let size = before + content.attachment_bytes();
-            if size > MAX_CASE_ATTACHMENT_BYTES {
-                return Err(AttachmentError::TooLarge {
-                    size,
-                    limit: MAX_CASE_ATTACHMENT_BYTES,
-                }
-                .into());
-            }
-        }
+        content.check_attachments(MAX_STEP_ATTACHMENT_BYTES)?;
         let step = Step {
             id: StepId::new(),
             actor: actor.clone(),
@@ -524,6 +508,17 @@ impl CaseDesk {
             (Some(record), None) => (Some(record.clone()), record),
             (None, Some(record)) => (None, record),
         };
+        let files = step.content.attachment_bytes();
+        if files > 0 {
+            let size = record.attachment_bytes() + files;
+            if size > MAX_CASE_ATTACHMENT_BYTES {
+                return Err(AttachmentError::TooLarge {
+                    size,
+                    limit: MAX_CASE_ATTACHMENT_BYTES,
+                }
+                .into());
+            }
+        }
         let mut replica = record.replica.clone();
         let acted = {
             let read = self.store().read()?;
