@@ -400,6 +400,57 @@ pub struct StoredSession {
     pub expires: Timestamp,
 }
 
+/// An API token of a user, as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenView {
+    /// The token's id (not the secret), to revoke it by.
+    pub id: String,
+    /// The name the user gave it ("medical register's case system").
+    pub name: String,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it stops working.
+    pub expires: Timestamp,
+    /// When it was last used, to the minute.
+    pub last_used: Option<Timestamp>,
+}
+
+/// A token just created: its listing and its secret, shown once and
+/// stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    /// The listing.
+    pub token: ApiTokenView,
+    /// The bearer secret (`imi_…`).
+    pub secret: String,
+}
+
+/// A response of the JSON API kept for an `Idempotency-Key`, replayed to a
+/// client that retries the same request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Location` header, when the response had one.
+    pub location: Option<String>,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+/// What the node knows of an `Idempotency-Key` when a request claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// Unused: the request goes ahead, and its response is kept with
+    /// [`NodeInterface::keep_idempotent_response`].
+    Claimed,
+    /// A request with this key is still being handled.
+    InProgress,
+    /// A request with this key was handled: its response.
+    Replay(KeptResponse),
+    /// The key was used for a different request.
+    Mismatch,
+}
+
 /// Why the node could not do what the UI asked. The one error of this
 /// boundary; [`crate::WebError`] maps it to HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -519,6 +570,44 @@ pub trait NodeInterface: Send + Sync + 'static {
         index: usize,
     ) -> Result<Attachment, NodeError>;
 
+    /// The user's API tokens, newest first (revoked ones are gone).
+    async fn api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenView>, NodeError>;
+
+    /// Creates an API token for the user, acting with their rights until
+    /// `expires`; a name that is empty or too long, or an expiry in the
+    /// past or more than a year ahead, is [`NodeError::Invalid`].
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Timestamp,
+    ) -> Result<NewApiToken, NodeError>;
+
+    /// Revokes one of the user's own tokens, at once.
+    async fn revoke_api_token(&self, user: UserId, token: &str) -> Result<(), NodeError>;
+
+    /// The user a bearer secret acts for, noting its use; an unknown,
+    /// revoked or expired secret is [`NodeError::WrongCredentials`].
+    async fn api_token_user(&self, secret: &str) -> Result<UserId, NodeError>;
+
+    /// Claims an `Idempotency-Key` of the user for a request whose method,
+    /// path and body hash to `fingerprint`. Keys are kept 24 hours.
+    async fn claim_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        fingerprint: [u8; 32],
+    ) -> Result<IdempotencyClaim, NodeError>;
+
+    /// Keeps the response of a claimed key, or (`None`) releases the key
+    /// when the request had no effect and may be tried again.
+    async fn keep_idempotent_response(
+        &self,
+        user: UserId,
+        key: &str,
+        response: Option<KeptResponse>,
+    ) -> Result<(), NodeError>;
+
     /// A stored session, unless missing or expired.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;
 
@@ -528,6 +617,7 @@ pub trait NodeInterface: Send + Sync + 'static {
     /// Removes a session.
     async fn delete_session(&self, id: &str) -> Result<(), NodeError>;
 
-    /// Removes every session that expired before `now`; returns how many.
+    /// Removes every session that expired before `now`, and every kept
+    /// idempotency key older than 24 hours; returns how many sessions.
     async fn purge_sessions(&self, now: Timestamp) -> Result<usize, NodeError>;
 }

@@ -53,10 +53,11 @@ pub use context::CONTENT_SECURITY_POLICY;
 pub use error::WebError;
 pub use i18n::{Locales, Tr, from_accept_language, negotiate};
 pub use interface::{
-    AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind, HelpdeskContactView,
-    HelpdeskView, HistoryItem, NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName,
-    RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession,
-    TaskEmailChoice, TaskFilter, TaskList, TaskQuery, TaskView,
+    ApiTokenView, AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind,
+    HelpdeskContactView, HelpdeskView, HistoryItem, IdempotencyClaim, KeptResponse, NewApiToken,
+    NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName, RegisterView,
+    RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession, TaskEmailChoice,
+    TaskFilter, TaskList, TaskQuery, TaskView,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};
