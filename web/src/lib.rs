@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod api;
 mod context;
 mod error;
 mod i18n;
@@ -49,6 +50,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tracing::{info, warn};
 
+pub use api::{ApiLimits, Problem, openapi};
 pub use context::CONTENT_SECURITY_POLICY;
 pub use error::WebError;
 pub use i18n::{Locales, Tr, from_accept_language, negotiate};
@@ -81,6 +83,8 @@ pub struct WebSettings {
     /// (capped at [`imi_protocol::MAX_STEP_ATTACHMENT_BYTES`], what every
     /// node accepts).
     pub max_attachment_bytes: usize,
+    /// The request rate each user of the JSON API may keep up.
+    pub api_limits: ApiLimits,
 }
 
 impl Default for WebSettings {
@@ -91,6 +95,7 @@ impl Default for WebSettings {
             idle_timeout: Duration::from_secs(30 * 60),
             throttle: ThrottleLimits::default(),
             max_attachment_bytes: 2 * 1024 * 1024,
+            api_limits: ApiLimits::default(),
         }
     }
 }
@@ -151,14 +156,23 @@ pub fn router(
         .with_same_site(SameSite::Lax)
         .with_secure(secure)
         .with_expiry(Expiry::OnInactivity(idle));
-    Ok(views::routes()
+    let api = api::router(
+        Arc::clone(&state.node),
+        Arc::clone(&state.catalogue),
+        Arc::clone(&state.locales),
+        state.info.clone(),
+        settings.api_limits,
+        state.max_attachment_bytes,
+    );
+    let pages = views::routes()
         .layer(csrf)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             context::pages,
         ))
         .layer(sessions)
-        .with_state(state))
+        .with_state(state);
+    Ok(api.merge(pages))
 }
 
 /// Serves the UI on `listener` until `shutdown` completes, over HTTPS when

@@ -8,7 +8,7 @@ mod cases;
 mod directory;
 mod language;
 mod profile;
-mod questions;
+pub(crate) mod questions;
 mod requests;
 mod search;
 mod sign_in;
