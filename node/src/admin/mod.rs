@@ -39,6 +39,7 @@ mod password;
 mod preferences;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -62,6 +63,10 @@ pub use password::{
     check_password_policy,
 };
 pub use preferences::{NotificationPreference, TaskEmail, TaskEmails, UnknownTaskEmails};
+pub use tokens::{
+    ApiToken, ApiTokenId, BadTokenId, CreatedApiToken, MAX_TOKEN_DAYS, MAX_TOKEN_NAME_CHARS,
+    MAX_TOKENS_PER_USER, SECRET_PREFIX, TokenError,
+};
 
 /// Authorities of this node: authority id → [`AuthorityRecord`].
 pub(crate) const AUTHORITIES: TableDefinition<'_, &[u8], &[u8]> =
@@ -81,6 +86,7 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(LOGINS)?;
     tx.open_table(AUTHORITY_USERS)?;
     tx.open_table(preferences::PREFERENCES)?;
+    tokens::create_tables(tx)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! refused at once, whatever their session says.
 
 mod cases;
+mod idempotency;
 mod serve;
 mod sessions;
 #[cfg(test)]
@@ -20,15 +21,15 @@ use imi_protocol::{
 };
 use imi_search::{Filters, Query};
 use imi_web::{
-    AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView, NodeError,
-    NodeInfo, NodeInterface, Official, RegisterView, SearchHit, SearchPage, SearchQuery,
-    StoredSession,
+    ApiTokenView, AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView,
+    IdempotencyClaim, KeptResponse, NewApiToken, NodeError, NodeInfo, NodeInterface, Official,
+    RegisterView, SearchHit, SearchPage, SearchQuery, StoredSession,
 };
 use tracing::warn;
 
 use crate::admin::{
-    Admin, AdminError, NotificationPreference, Password, SignInError, TaskEmails,
-    UnknownTaskEmails, UserAccount, UserChanges,
+    Admin, AdminError, ApiToken, ApiTokenId, NotificationPreference, Password, SignInError,
+    TaskEmails, TokenError, UnknownTaskEmails, UserAccount, UserChanges,
 };
 use crate::cases::{CaseApp, CaseDesk};
 use crate::directory::{Directory, Register};
@@ -67,12 +68,14 @@ impl std::fmt::Debug for NodeUi {
 }
 
 impl NodeUi {
-    /// The UI's view of `node`; creates the sessions table if needed.
+    /// The UI's view of `node`; creates the sessions and idempotency keys
+    /// tables if needed.
     pub async fn new(
         node: &crate::node::Node<CaseApp>,
         options: UiOptions,
     ) -> Result<NodeUi, StoreError> {
         sessions::create_table(node.store()).await?;
+        idempotency::create_table(node.store()).await?;
         Ok(NodeUi {
             info: NodeInfo {
                 country: node.address().country,
@@ -176,6 +179,37 @@ fn sign_in_error(err: SignInError) -> NodeError {
         SignInError::Deactivated => NodeError::Deactivated,
         SignInError::AuthorityNotActive(_) => NodeError::AuthorityNotActive,
         SignInError::Hashing(_) | SignInError::Store(_) => NodeError::Unavailable(err.to_string()),
+    }
+}
+
+fn token_error(err: TokenError) -> NodeError {
+    match err {
+        TokenError::Name | TokenError::Expiry | TokenError::TooMany => {
+            NodeError::Invalid(err.to_string())
+        }
+        TokenError::UnknownToken(_) => NodeError::NotFound(err.to_string()),
+        // A session of a removed account ends like a deactivated one.
+        TokenError::UnknownUser(_) | TokenError::Deactivated => NodeError::Deactivated,
+        TokenError::AuthorityNotActive => NodeError::AuthorityNotActive,
+        TokenError::NotValid => NodeError::WrongCredentials,
+        TokenError::Store(_) => NodeError::Unavailable(err.to_string()),
+    }
+}
+
+fn key_error(err: idempotency::KeyError) -> NodeError {
+    match err {
+        idempotency::KeyError::Refused(refused) => NodeError::Invalid(refused.to_string()),
+        idempotency::KeyError::Store(err) => store_error(err),
+    }
+}
+
+fn token_view(token: ApiToken) -> ApiTokenView {
+    ApiTokenView {
+        id: token.id.to_string(),
+        name: token.name,
+        created: token.created,
+        expires: token.expires,
+        last_used: token.last_used,
     }
 }
 
@@ -453,6 +487,68 @@ impl NodeInterface for NodeUi {
         self.attachment_of(user, case, step, index).await
     }
 
+    async fn api_tokens(&self, user: UserId) -> Result<Vec<ApiTokenView>, NodeError> {
+        self.official(user).await?;
+        let tokens = self.admin.api_tokens(user).map_err(token_error)?;
+        Ok(tokens.into_iter().map(token_view).collect())
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Timestamp,
+    ) -> Result<NewApiToken, NodeError> {
+        self.official(user).await?;
+        let created = self
+            .admin
+            .create_api_token(user, name, expires)
+            .await
+            .map_err(token_error)?;
+        Ok(NewApiToken {
+            token: token_view(created.token),
+            secret: created.secret,
+        })
+    }
+
+    async fn revoke_api_token(&self, user: UserId, token: &str) -> Result<(), NodeError> {
+        self.official(user).await?;
+        let id: ApiTokenId = token.parse().map_err(|_| {
+            NodeError::NotFound(format!("there is no API token {token:?} of yours"))
+        })?;
+        self.admin
+            .revoke_own_api_token(user, id)
+            .await
+            .map(|_| ())
+            .map_err(token_error)
+    }
+
+    async fn api_token_user(&self, secret: &str) -> Result<UserId, NodeError> {
+        self.admin.api_token_user(secret).await.map_err(token_error)
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        fingerprint: [u8; 32],
+    ) -> Result<IdempotencyClaim, NodeError> {
+        idempotency::claim(&self.store, user, key, fingerprint, now())
+            .await
+            .map_err(key_error)
+    }
+
+    async fn keep_idempotent_response(
+        &self,
+        user: UserId,
+        key: &str,
+        response: Option<KeptResponse>,
+    ) -> Result<(), NodeError> {
+        idempotency::keep(&self.store, user, key, response)
+            .await
+            .map_err(key_error)
+    }
+
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {
         let store = self.store.clone();
         let id = id.to_owned();
@@ -480,7 +576,14 @@ impl NodeInterface for NodeUi {
     }
 
     async fn purge_sessions(&self, now: Timestamp) -> Result<usize, NodeError> {
-        sessions::purge(&self.store, now).await.map_err(store_error)
+        let sessions = sessions::purge(&self.store, now)
+            .await
+            .map_err(store_error)?;
+        idempotency::purge(&self.store, now)
+            .await
+            .map_err(store_error)?;
+        self.admin.purge_api_tokens().await.map_err(token_error)?;
+        Ok(sessions)
     }
 }
 
