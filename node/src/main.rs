@@ -11,7 +11,7 @@ use imi_certs::{
     Certificate, CertificateRequest, NationalCa, NodeKey, RevocationList, RevocationParams,
     Revoked, RootCa, Serial, Validity, WebCa, WebHost,
 };
-use imi_node::admin::{Admin, NewAccount, NewUser, Password};
+use imi_node::admin::{Admin, ApiTokenId, MAX_TOKEN_DAYS, NewAccount, NewUser, Password};
 use imi_node::cases::{CaseApp, CaseState};
 use imi_node::config::{Config, EXAMPLE, LogFormat, valid_node_name};
 use imi_node::node::{Node, NodeSetup};
@@ -128,6 +128,13 @@ enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Users' API tokens for the JSON API (the node must be stopped).
+    Token {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Authorities without a substitute, and users who have not signed in
     /// for a long time (leavers to remove).
@@ -280,6 +287,34 @@ enum UserCommand {
     List {
         /// The authority.
         authority: AuthorityId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user; its secret is printed once, and
+    /// stored nowhere.
+    Create {
+        /// The user's sign-in name.
+        #[arg(long)]
+        login: String,
+        /// What will use it ("medical register's case system").
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (at most 366).
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+    },
+    /// List a user's API tokens (never their secrets).
+    List {
+        /// The user's sign-in name.
+        #[arg(long)]
+        login: String,
+    },
+    /// Revoke an API token at once, whoever holds it.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: ApiTokenId,
     },
 }
 
@@ -472,6 +507,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             let config = Config::load(&config.config)?;
             runtime()?.block_on(user(&config, command))
         }
+        Command::Token { config, command } => {
+            let config = Config::load(&config.config)?;
+            runtime()?.block_on(token(&config, command))
+        }
         Command::Warnings {
             config,
             inactive_days,
@@ -614,6 +653,53 @@ async fn user(config: &Config, command: UserCommand) -> Result<()> {
                     u.email
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn token(config: &Config, command: TokenCommand) -> Result<()> {
+    let admin = open_admin(config).await?;
+    match command {
+        TokenCommand::Create { login, name, days } => {
+            if days == 0 || days > MAX_TOKEN_DAYS {
+                bail!("--days must be from 1 to {MAX_TOKEN_DAYS}");
+            }
+            let user = admin
+                .user_by_login(&login)
+                .with_context(|| format!("no user {login:?} on this node"))?;
+            let expires = Timestamp::from_millis(now_ms()).plus_days(days);
+            let created = admin.create_api_token(user.user.id, &name, expires).await?;
+            println!(
+                "API token {} created for {login}, valid until {}",
+                created.token.id, created.token.expires
+            );
+            println!("secret (shown once, stored nowhere): {}", created.secret);
+        }
+        TokenCommand::List { login } => {
+            let user = admin
+                .user_by_login(&login)
+                .with_context(|| format!("no user {login:?} on this node"))?;
+            let tokens = admin.api_tokens(user.user.id)?;
+            if tokens.is_empty() {
+                println!("{login} has no API tokens");
+            }
+            for t in tokens {
+                let last_used = t
+                    .last_used
+                    .map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
+                println!(
+                    "{}  {}  created {}  expires {}  {last_used}",
+                    t.id, t.name, t.created, t.expires
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let revoked = admin.revoke_api_token(id).await?;
+            let login = admin
+                .user(revoked.user)
+                .map_or_else(|_| revoked.user.to_string(), |a| a.user.login);
+            println!("API token {id} ({}) of {login} revoked", revoked.name);
         }
     }
     Ok(())

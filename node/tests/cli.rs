@@ -353,3 +353,91 @@ fn a_national_coordinator_issues_the_web_ui_its_https_certificate() {
     );
     assert!(err.contains("not a DNS host name"), "{err}");
 }
+
+#[test]
+fn the_operator_creates_lists_and_revokes_api_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &["init", "--country", "PT", "--name", "pt-1", "--dir", "pt"],
+    );
+    let c = "pt/imi-node.toml";
+    ok(
+        d,
+        &[
+            "coordinator",
+            "-c",
+            c,
+            "init",
+            "--login",
+            "ana",
+            "--name",
+            "Ana Costa",
+            "--email",
+            "ana@example.pt",
+        ],
+    );
+    let token = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["token", "-c", c];
+        all.extend(args);
+        all.into_iter().map(str::to_owned).collect()
+    };
+    let run = |args: Vec<String>| ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let refused =
+        |args: Vec<String>| fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let created = run(token(&[
+        "create",
+        "--login",
+        "ana",
+        "--name",
+        "national register",
+    ]));
+    let id = created
+        .split_whitespace()
+        .nth(2)
+        .expect("the id follows \"API token\"")
+        .to_owned();
+    assert_eq!(id.len(), 26, "{created}");
+    let secret = created
+        .split_whitespace()
+        .find(|word| word.starts_with("imi_"))
+        .expect("the secret is printed")
+        .to_owned();
+    assert_eq!(secret.len(), 47, "{created}");
+
+    let listed = run(token(&["list", "--login", "ana"]));
+    assert!(listed.contains(&id), "{listed}");
+    assert!(listed.contains("national register"), "{listed}");
+    assert!(listed.contains("never used"), "{listed}");
+    assert!(!listed.contains(&secret), "{listed}");
+
+    // Bad input is refused with the reason, and creates nothing.
+    for (args, reason) in [
+        (&["--days", "0"][..], "--days must be from 1 to 366"),
+        (&["--days", "367"][..], "--days must be from 1 to 366"),
+        (&["--name", " "][..], "give the token a name"),
+    ] {
+        let mut create = vec!["create", "--login", "ana"];
+        if !args.contains(&"--name") {
+            create.extend(["--name", "spare"]);
+        }
+        create.extend(args);
+        let err = refused(token(&create));
+        assert!(err.contains(reason), "{args:?}: {err}");
+    }
+    let err = refused(token(&["create", "--login", "nobody", "--name", "x"]));
+    assert!(err.contains("no user \"nobody\""), "{err}");
+    assert_eq!(run(token(&["list", "--login", "ana"])).lines().count(), 1);
+
+    let revoked = run(token(&["revoke", &id]));
+    assert!(revoked.contains("revoked"), "{revoked}");
+    assert!(revoked.contains("ana"), "{revoked}");
+    let listed = run(token(&["list", "--login", "ana"]));
+    assert!(listed.contains("ana has no API tokens"), "{listed}");
+    let err = refused(token(&["revoke", &id]));
+    assert!(err.contains("no API token"), "{err}");
+    let err = refused(token(&["revoke", "not-a-token"]));
+    assert!(err.contains("not a token id"), "{err}");
+}

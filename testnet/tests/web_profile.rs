@@ -3,7 +3,9 @@
 //! and in again and finds it kept; a choice that does not exist, an address
 //! that is not one, and a form sent from another site are refused with
 //! nothing stored changed; the node hands the choice to whoever emails new
-//! tasks.
+//! tasks. And API tokens: an official creates one, sees its secret once
+//! and the token in her list, the node accepts the secret; she revokes it
+//! and the node refuses it.
 
 mod common;
 
@@ -308,6 +310,106 @@ async fn a_daily_summary_chosen_on_my_profile_is_kept_across_sign_ins_and_wrong_
     let email = fi.admin().task_email(aino.id)?.context("no task email")?;
     assert_eq!(email.frequency, TaskEmails::EachTask);
     assert_eq!(email.address, "imi.aino@valvira.fi.example");
+
+    ui.stop().await;
+    let mut net = net;
+    for node in net.nodes.drain(..) {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// The secret shown once after a token is created.
+fn shown_secret(html: &str) -> Option<&str> {
+    let input = html.split("<input id=\"token-secret\"").nth(1)?;
+    input.split("value=\"").nth(1)?.split('"').next()
+}
+
+/// The revocation paths of the tokens listed.
+fn revoke_actions(html: &str) -> Vec<&str> {
+    html.split("action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|action| action.ends_with("/revoke"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_official_creates_an_api_token_sees_it_listed_and_revokes_it() -> Result<()> {
+    common::logs();
+    let net = Testnet::builder().countries([Country::Fi]).start().await?;
+    let fi = net.node(Country::Fi);
+    demo_coordinator(fi).await?;
+    demo_people(fi, "coordinator").await?;
+    let aino = fi.admin().user_by_login("fi-official")?.user;
+    let ui = serve_ui(fi).await?;
+    let browser = Browser {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        base: ui.url(),
+    };
+    let cookie = browser.sign_in("fi-official").await?;
+    let page = browser.get("/profile", &cookie).await?;
+    ensure!(page.status == StatusCode::OK, "My profile: {}", page.status);
+    assert!(page.html.contains("id=\"api-tokens\""));
+    assert!(revoke_actions(&page.html).is_empty());
+
+    // Wrong input: the summary leads to the fields, nothing is created.
+    let refused = browser
+        .post(
+            "/profile/tokens",
+            &cookie,
+            &[("name", " "), ("days", "400")],
+        )
+        .await?;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(summary_links(&refused.html), ["token-name", "token-days"]);
+    assert!(fi.admin().api_tokens(aino.id)?.is_empty());
+
+    // Created: the secret is on this page, once, and works.
+    let created = browser
+        .post(
+            "/profile/tokens",
+            &cookie,
+            &[("name", "Valvira case system"), ("days", "30")],
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::OK);
+    let secret = shown_secret(&created.html)
+        .context("no secret on the page")?
+        .to_owned();
+    assert!(secret.starts_with("imi_"), "{secret}");
+    assert_eq!(fi.admin().api_token_user(&secret).await?, aino.id);
+    let tokens = fi.admin().api_tokens(aino.id)?;
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].name, "Valvira case system");
+
+    // Listed on My profile, never with its secret.
+    let page = browser.get("/profile", &cookie).await?;
+    assert!(page.html.contains("Valvira case system"));
+    assert!(!page.html.contains(&secret));
+    let revoke = revoke_actions(&page.html);
+    assert_eq!(revoke, [format!("/profile/tokens/{}/revoke", tokens[0].id)]);
+    let revoke = revoke[0].to_owned();
+
+    // Another site cannot revoke it.
+    let forged = browser
+        .post_from(&revoke, &cookie, &[], "http://evil.example", "cross-site")
+        .await?;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(fi.admin().api_token_user(&secret).await?, aino.id);
+
+    // Revoked: confirmed, gone from the list, refused by the node.
+    let revoked = browser.post(&revoke, &cookie, &[]).await?;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let page = browser
+        .get(revoked.location.as_deref().context("no redirect")?, &cookie)
+        .await?;
+    assert!(page.html.contains("class=\"notice\" role=\"status\""));
+    assert!(revoke_actions(&page.html).is_empty());
+    assert!(fi.admin().api_token_user(&secret).await.is_err());
+    // Twice: there is nothing left to revoke.
+    let again = browser.post(&revoke, &cookie, &[]).await?;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
 
     ui.stop().await;
     let mut net = net;

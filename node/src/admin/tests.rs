@@ -1621,3 +1621,5 @@ async fn notification_preferences_survive_reopening_the_store() {
         Some("nimic@imi.example.pt".to_owned())
     );
 }
+
+mod api_tokens;

@@ -168,7 +168,7 @@ pub enum TokenError {
     #[error("you already hold 20 API tokens, the most a user may; revoke one you no longer use")]
     TooMany,
     /// No such token (of this user).
-    #[error("there is no API token {0} of yours; it may have been revoked already")]
+    #[error("there is no API token {0}; it may have been revoked already")]
     UnknownToken(ApiTokenId),
     /// No such user on the node.
     #[error("there is no user {0} on this node")]

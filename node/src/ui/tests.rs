@@ -1,6 +1,7 @@
-use imi_protocol::Timestamp;
-use imi_web::StoredSession;
+use imi_protocol::{Timestamp, UserId};
+use imi_web::{IdempotencyClaim, KeptResponse, StoredSession};
 
+use super::idempotency::{self, KEPT_FOR_MS, KeyError, KeyRefused};
 use super::sessions;
 use crate::store::Store;
 
@@ -56,6 +57,173 @@ async fn oversized_sessions_are_refused_and_nothing_is_stored() {
     ));
     let now = Timestamp::from_millis(1_000);
     assert_eq!(sessions::load(&store, "abc", now).unwrap(), None);
+}
+
+fn created(body: &str) -> KeptResponse {
+    KeptResponse {
+        status: 201,
+        location: Some("/api/v1/cases/01J".into()),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn idempotency_rows(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use redb::ReadableTable;
+    let tx = store.read().unwrap();
+    let table = tx.open_table(idempotency::IDEMPOTENCY_KEYS).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|entry| {
+            let (k, v) = entry.unwrap();
+            (k.value().to_vec(), v.value().to_vec())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_claimed_once_then_replayed_for_the_same_request_only() {
+    let (_dir, store) = store();
+    idempotency::create_table(&store).await.unwrap();
+    let (ana, rui) = (UserId::new(), UserId::new());
+    let now = Timestamp::from_millis(1_793_577_600_000);
+    let request = [1; 32];
+    let claim = |user, key: &'static str, fingerprint| {
+        let store = store.clone();
+        async move {
+            idempotency::claim(&store, user, key, fingerprint, now)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(claim(ana, "k-1", request).await, IdempotencyClaim::Claimed);
+    assert_eq!(
+        claim(ana, "k-1", request).await,
+        IdempotencyClaim::InProgress
+    );
+    assert_eq!(claim(ana, "k-1", [2; 32]).await, IdempotencyClaim::Mismatch);
+    // Keys are per user.
+    assert_eq!(claim(rui, "k-1", [2; 32]).await, IdempotencyClaim::Claimed);
+
+    idempotency::keep(&store, ana, "k-1", Some(created("{\"id\":1}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(ana, "k-1", request).await,
+        IdempotencyClaim::Replay(created("{\"id\":1}"))
+    );
+    assert_eq!(claim(ana, "k-1", [2; 32]).await, IdempotencyClaim::Mismatch);
+    // A kept response is kept: neither replaced nor released.
+    idempotency::keep(&store, ana, "k-1", Some(created("{\"id\":2}")))
+        .await
+        .unwrap();
+    idempotency::keep(&store, ana, "k-1", None).await.unwrap();
+    assert_eq!(
+        claim(ana, "k-1", request).await,
+        IdempotencyClaim::Replay(created("{\"id\":1}"))
+    );
+
+    // A request that changed nothing releases its key for a retry.
+    idempotency::keep(&store, rui, "k-1", None).await.unwrap();
+    assert_eq!(claim(rui, "k-1", request).await, IdempotencyClaim::Claimed);
+}
+
+#[tokio::test]
+async fn unusable_idempotency_keys_are_refused_and_nothing_is_stored() {
+    let (_dir, store) = store();
+    idempotency::create_table(&store).await.unwrap();
+    let ana = UserId::new();
+    let now = Timestamp::from_millis(1_000);
+    let long = "k".repeat(201);
+    for key in ["", long.as_str()] {
+        assert!(matches!(
+            idempotency::claim(&store, ana, key, [1; 32], now).await,
+            Err(KeyError::Refused(KeyRefused::Key))
+        ));
+        assert!(matches!(
+            idempotency::keep(&store, ana, key, None).await,
+            Err(KeyError::Refused(KeyRefused::Key))
+        ));
+    }
+    // Never claimed: nothing to keep.
+    assert!(matches!(
+        idempotency::keep(&store, ana, "k-1", Some(created("{}"))).await,
+        Err(KeyError::Refused(KeyRefused::NotClaimed))
+    ));
+    assert!(idempotency_rows(&store).is_empty());
+
+    // 200 characters (not bytes) is the longest key.
+    let longest = "é".repeat(200);
+    assert_eq!(
+        idempotency::claim(&store, ana, &longest, [1; 32], now)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    let rows = idempotency_rows(&store);
+    let huge = KeptResponse {
+        status: 200,
+        location: None,
+        body: vec![b' '; 1024 * 1024 + 1],
+    };
+    assert!(matches!(
+        idempotency::keep(&store, ana, &longest, Some(huge)).await,
+        Err(KeyError::Refused(KeyRefused::TooLarge(_)))
+    ));
+    assert_eq!(idempotency_rows(&store), rows);
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_kept_24_hours_then_purged() {
+    let (_dir, store) = store();
+    idempotency::create_table(&store).await.unwrap();
+    let ana = UserId::new();
+    let start = Timestamp::from_millis(1_793_577_600_000);
+    let later = |ms: u64| Timestamp::from_millis(start.as_millis() + ms);
+    idempotency::claim(&store, ana, "old", [1; 32], start)
+        .await
+        .unwrap();
+    idempotency::keep(&store, ana, "old", Some(created("{}")))
+        .await
+        .unwrap();
+    idempotency::claim(&store, ana, "newer", [1; 32], later(3_600_000))
+        .await
+        .unwrap();
+
+    // Just under 24 hours: both kept.
+    assert_eq!(
+        idempotency::purge(&store, later(KEPT_FOR_MS - 1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        idempotency::claim(&store, ana, "old", [1; 32], later(KEPT_FOR_MS - 1))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Replay(created("{}"))
+    );
+    // 24 hours after its claim, a key is as good as unused, then purged.
+    assert_eq!(
+        idempotency::purge(&store, later(KEPT_FOR_MS))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(idempotency_rows(&store).len(), 1);
+    assert_eq!(
+        idempotency::claim(
+            &store,
+            ana,
+            "newer",
+            [2; 32],
+            later(KEPT_FOR_MS + 3_600_000)
+        )
+        .await
+        .unwrap(),
+        IdempotencyClaim::Claimed
+    );
 }
 
 mod https {

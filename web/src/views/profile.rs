@@ -1,21 +1,21 @@
 //! My profile: the user's authority, areas, roles and rights, language,
-//! email notifications of new tasks, and password change.
+//! email notifications of new tasks, API tokens, and password change.
 
 use askama::Template;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use imi_protocol::{AreaKey, Language, Role};
+use imi_protocol::{AreaKey, Language, Role, Timestamp};
 use serde::Deserialize;
 use tracing::info;
 
-use super::{Chrome, FieldError, render};
+use super::{Chrome, FieldError, render, when};
 use crate::context::{AppState, Ctx, SignedIn};
 use crate::error::WebError;
 use crate::i18n::is_ui_language;
-use crate::interface::{NodeError, Official, TaskEmailChoice};
+use crate::interface::{ApiTokenView, NewApiToken, NodeError, Official, TaskEmailChoice};
 
 /// The shortest password the node accepts (its policy decides; this only
 /// feeds the hint).
@@ -27,6 +27,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/profile/language", post(set_language))
         .route("/profile/notifications", post(set_notifications))
         .route("/profile/password", post(change_password))
+        .route("/profile/tokens", post(create_token))
+        .route("/profile/tokens/{id}/revoke", post(revoke_token))
 }
 
 pub(crate) struct ProfileView {
@@ -59,13 +61,86 @@ const CHOOSE_MESSAGE: &str = "profile-notify-choose";
 /// What to do when the address is not one.
 const BAD_ADDRESS_MESSAGE: &str = "profile-notify-bad-address";
 
+/// The id of the token name field.
+const TOKEN_NAME_FIELD: &str = "token-name";
+/// The id of the token validity field.
+const TOKEN_DAYS_FIELD: &str = "token-days";
+/// What to do when the name is empty or too long.
+const BAD_TOKEN_NAME_MESSAGE: &str = "profile-tokens-bad-name";
+/// What to do when the validity is not a number of days the node takes.
+const BAD_TOKEN_DAYS_MESSAGE: &str = "profile-tokens-bad-days";
+/// What to do when the user holds as many tokens as allowed.
+const TOO_MANY_TOKENS_MESSAGE: &str = "profile-tokens-too-many";
+/// Longest token name, in characters (the node checks again).
+const MAX_TOKEN_NAME_CHARS: usize = 100;
+/// Longest validity of a token, in days (the node checks again).
+const MAX_TOKEN_DAYS: u64 = 366;
+/// The validity the form proposes, in days.
+const DEFAULT_TOKEN_DAYS: &str = "90";
+
 /// The messages this module names by a key, for the test that every
 /// message exists.
 #[cfg(test)]
 pub(super) fn message_ids() -> Vec<&'static str> {
     let mut ids: Vec<&str> = TASK_EMAIL_CHOICES.iter().map(|(_, m)| *m).collect();
-    ids.extend([CHOOSE_MESSAGE, BAD_ADDRESS_MESSAGE]);
+    ids.extend([
+        CHOOSE_MESSAGE,
+        BAD_ADDRESS_MESSAGE,
+        BAD_TOKEN_NAME_MESSAGE,
+        BAD_TOKEN_DAYS_MESSAGE,
+        TOO_MANY_TOKENS_MESSAGE,
+    ]);
     ids
+}
+
+/// One of the user's API tokens, as the list shows it.
+struct TokenRow {
+    id: String,
+    name: String,
+    created: String,
+    expires: String,
+    last_used: Option<String>,
+}
+
+impl TokenRow {
+    fn new(token: ApiTokenView) -> TokenRow {
+        TokenRow {
+            id: token.id,
+            name: token.name,
+            created: when(token.created),
+            expires: when(token.expires),
+            last_used: token.last_used.map(when),
+        }
+    }
+}
+
+/// A token just created: its secret is on this page only.
+struct CreatedToken {
+    name: String,
+    secret: String,
+    expires: String,
+}
+
+/// The API tokens section: the list, the creation form as stored or as
+/// just sent back, and what was just done.
+struct TokensForm {
+    rows: Vec<TokenRow>,
+    name: String,
+    days: String,
+    created: Option<CreatedToken>,
+    revoked: bool,
+}
+
+impl TokensForm {
+    fn blank() -> TokensForm {
+        TokensForm {
+            rows: vec![],
+            name: String::new(),
+            days: DEFAULT_TOKEN_DAYS.to_owned(),
+            created: None,
+            revoked: false,
+        }
+    }
 }
 
 /// One radio button of the task emails choice.
@@ -131,6 +206,7 @@ struct ProfileTemplate {
     errors: Vec<FieldError>,
     min_chars: usize,
     notify: NotifyForm,
+    tokens: TokensForm,
 }
 
 impl ProfileTemplate {
@@ -211,33 +287,58 @@ async fn profile_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let stored = state.node.task_emails(official.id).await?;
-    let notify = NotifyForm::stored(ctx, official, &stored);
-    Ok(profile_page_with(
-        state, ctx, official, errors, notice, status, notify,
-    ))
+    profile_page_with(
+        state,
+        ctx,
+        official,
+        errors,
+        notice,
+        status,
+        None,
+        TokensForm::blank(),
+    )
+    .await
 }
 
-fn profile_page_with(
+/// The page, with the notifications form as sent back (`None`: as stored)
+/// and the tokens section's form; the token list is read from the node.
+#[allow(clippy::too_many_arguments)]
+async fn profile_page_with(
     state: &AppState,
     ctx: &Ctx,
     official: &Official,
     errors: Vec<FieldError>,
     notice: Option<String>,
     status: StatusCode,
-    notify: NotifyForm,
-) -> Response {
+    notify: Option<NotifyForm>,
+    mut tokens: TokensForm,
+) -> Result<Response, WebError> {
+    let notify = match notify {
+        Some(notify) => notify,
+        None => {
+            let stored = state.node.task_emails(official.id).await?;
+            NotifyForm::stored(ctx, official, &stored)
+        }
+    };
+    tokens.rows = state
+        .node
+        .api_tokens(official.id)
+        .await?
+        .into_iter()
+        .map(TokenRow::new)
+        .collect();
     let c = Chrome::new(state, ctx, "profile", ctx.t.get("profile-title")).notice(notice);
-    render(
+    Ok(render(
         &ProfileTemplate {
             c,
             p: view(state, ctx, official),
             errors,
             min_chars: MIN_PASSWORD_CHARS,
             notify,
+            tokens,
         },
         status,
-    )
+    ))
 }
 
 async fn page(
@@ -252,7 +353,22 @@ async fn page(
         Some("notifications") => Some(ctx.t.get("profile-notify-saved")),
         _ => None,
     };
-    profile_page(&state, &ctx, &official, vec![], notice, StatusCode::OK).await
+    // Said inside the tokens section, which htmx swaps after a revocation.
+    let tokens = TokensForm {
+        revoked: done.done.as_deref() == Some("token-revoked"),
+        ..TokensForm::blank()
+    };
+    profile_page_with(
+        &state,
+        &ctx,
+        &official,
+        vec![],
+        notice,
+        StatusCode::OK,
+        None,
+        tokens,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,15 +476,133 @@ async fn set_notifications(
         Some(form.task_emails.as_str()),
         form.address.trim(),
     );
-    Ok(profile_page_with(
+    profile_page_with(
         &state,
         &ctx,
         &official,
         errors,
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
-        notify,
-    ))
+        Some(notify),
+        TokensForm::blank(),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenCreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    days: String,
+}
+
+/// What is wrong with a sent token form (fields in error and the message
+/// ids that say what to do), or the validity in days.
+fn check_token_form(form: &TokenCreateForm) -> Result<u64, Vec<(&'static str, &'static str)>> {
+    let mut wrong = vec![];
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME_CHARS {
+        wrong.push((TOKEN_NAME_FIELD, BAD_TOKEN_NAME_MESSAGE));
+    }
+    let days = form
+        .days
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|days| (1..=MAX_TOKEN_DAYS).contains(days));
+    if days.is_none() {
+        wrong.push((TOKEN_DAYS_FIELD, BAD_TOKEN_DAYS_MESSAGE));
+    }
+    match days {
+        Some(days) if wrong.is_empty() => Ok(days),
+        _ => Err(wrong),
+    }
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    SignedIn(official): SignedIn,
+    Form(form): Form<TokenCreateForm>,
+) -> Result<Response, WebError> {
+    let wrong = match check_token_form(&form) {
+        Err(wrong) => wrong,
+        Ok(days) => {
+            let expires = Timestamp::from_system_time(std::time::SystemTime::now()).plus_days(days);
+            match state
+                .node
+                .create_api_token(official.id, form.name.trim(), expires)
+                .await
+            {
+                Ok(NewApiToken { token, secret }) => {
+                    info!(user = %official.id, token = %token.id, days, "api token created in the web UI");
+                    let tokens = TokensForm {
+                        created: Some(CreatedToken {
+                            name: token.name,
+                            secret,
+                            expires: when(token.expires),
+                        }),
+                        ..TokensForm::blank()
+                    };
+                    let mut page = profile_page_with(
+                        &state,
+                        &ctx,
+                        &official,
+                        vec![],
+                        None,
+                        StatusCode::OK,
+                        None,
+                        tokens,
+                    )
+                    .await?;
+                    // The secret is on this page only: no cache keeps it.
+                    page.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    return Ok(page);
+                }
+                // Name and validity were checked above: what the node
+                // refuses is one token too many.
+                Err(NodeError::Invalid(reason)) => {
+                    info!(user = %official.id, reason = %reason, "api token refused by the node");
+                    vec![(TOKEN_NAME_FIELD, TOO_MANY_TOKENS_MESSAGE)]
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let fields: Vec<&str> = wrong.iter().map(|(field, _)| *field).collect();
+    info!(user = %official.id, fields = ?fields, "api token not created: the form has errors");
+    let errors = wrong
+        .into_iter()
+        .map(|(field, message)| FieldError::named(field, ctx.t.get(message)))
+        .collect();
+    let tokens = TokensForm {
+        name: form.name.trim().to_owned(),
+        days: form.days.trim().to_owned(),
+        ..TokensForm::blank()
+    };
+    profile_page_with(
+        &state,
+        &ctx,
+        &official,
+        errors,
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        tokens,
+    )
+    .await
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    SignedIn(official): SignedIn,
+    Path(id): Path<String>,
+) -> Result<Redirect, WebError> {
+    state.node.revoke_api_token(official.id, &id).await?;
+    info!(user = %official.id, token = %id, "api token revoked in the web UI");
+    Ok(Redirect::to("/profile?done=token-revoked#api-tokens"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -444,6 +678,38 @@ async fn change_password(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token_form(name: &str, days: &str) -> TokenCreateForm {
+        TokenCreateForm {
+            name: name.into(),
+            days: days.into(),
+        }
+    }
+
+    #[test]
+    fn a_token_needs_a_name_and_a_validity_of_1_to_366_days() {
+        assert_eq!(check_token_form(&token_form(" register ", "90")), Ok(90));
+        assert_eq!(check_token_form(&token_form("r", " 366 ")), Ok(366));
+        assert_eq!(check_token_form(&token_form(&"é".repeat(100), "1")), Ok(1));
+        let name = (TOKEN_NAME_FIELD, BAD_TOKEN_NAME_MESSAGE);
+        let days = (TOKEN_DAYS_FIELD, BAD_TOKEN_DAYS_MESSAGE);
+        assert_eq!(check_token_form(&token_form("  ", "90")), Err(vec![name]));
+        assert_eq!(
+            check_token_form(&token_form(&"n".repeat(101), "90")),
+            Err(vec![name])
+        );
+        for bad in ["", "0", "367", "-1", "ninety", "9.5"] {
+            assert_eq!(
+                check_token_form(&token_form("register", bad)),
+                Err(vec![days]),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_token_form(&token_form("", "0")),
+            Err(vec![name, days])
+        );
+    }
 
     fn form(task_emails: &str, address: &str) -> NotificationsForm {
         NotificationsForm {
