@@ -80,38 +80,39 @@ pub(crate) async fn replay(
         }
         Err(err) => return ApiError::from(err).into_response(),
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    let (parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => bytes,
-        Err(err) => {
-            warn!(error = %err, "API response not read to keep for its idempotency key");
-            let _ = state
-                .node
-                .keep_idempotent_response(official.id, &key, None)
-                .await;
-            return ApiError::Unavailable(err.to_string()).into_response();
+    // Handled apart from the connection: a client that hangs up does not
+    // cancel the request half-way, and its response is kept for the retry.
+    let node = std::sync::Arc::clone(&state.node);
+    let handled = tokio::spawn(async move {
+        let response = next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+        let (parts, body) = response.into_parts();
+        let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                warn!(error = %err, "API response not read to keep for its idempotency key");
+                let _ = node.keep_idempotent_response(official.id, &key, None).await;
+                return ApiError::Unavailable(err.to_string()).into_response();
+            }
+        };
+        let kept = (!parts.status.is_server_error()).then(|| KeptResponse {
+            status: parts.status.as_u16(),
+            location: parts
+                .headers
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: bytes.to_vec(),
+        });
+        if let Err(err) = node.keep_idempotent_response(official.id, &key, kept).await {
+            warn!(error = %err, "the response of an idempotency key was not kept");
         }
-    };
-    let kept = (!parts.status.is_server_error()).then(|| KeptResponse {
-        status: parts.status.as_u16(),
-        location: parts
-            .headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        body: bytes.to_vec(),
+        Response::from_parts(parts, Body::from(bytes))
     });
-    if let Err(err) = state
-        .node
-        .keep_idempotent_response(official.id, &key, kept)
+    handled
         .await
-    {
-        warn!(error = %err, "the response of an idempotency key was not kept");
-    }
-    Response::from_parts(parts, Body::from(bytes))
+        .unwrap_or_else(|err| ApiError::Unavailable(err.to_string()).into_response())
 }
 
 fn replayed(kept: KeptResponse) -> Response {
