@@ -723,7 +723,7 @@ pub(crate) async fn take_step(
     let view = state.node.case(official.id, case).await?;
     let current = version(&view);
     if let Some(expected) = if_match(&headers)?
-        && !expected.iter().any(|e| *e == current)
+        && !expected.contains(&current)
     {
         return Err(ApiError::PreconditionFailed {
             current: format!("\"{current}\""),
