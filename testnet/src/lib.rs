@@ -223,10 +223,66 @@ pub struct NodeDir {
     pub key: NodeKey,
 }
 
-/// A loopback TCP port the OS considers free now.
+/// A loopback TCP port the OS considers free now. It is not kept: the OS
+/// may hand it to the next caller too (a federation keeps its nodes'
+/// ports, see [`PortHold`]).
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The loopback port of one node of a federation, kept for as long as the
+/// federation lives.
+///
+/// A port picked by binding port 0 and letting go of it ([`free_port`]) can
+/// be handed out again at once: to another node of the same federation, or
+/// to a federation another test starts at the same time. libp2p listens
+/// with `SO_REUSEPORT`, so the second node to bind the port does not fail:
+/// both listen on it, the kernel spreads incoming connections between them,
+/// and neither dials an address it listens on itself, so links stay
+/// missing. A TCP port is therefore kept bound (not listening) with
+/// `SO_REUSEPORT`: the OS hands it to nobody else's port 0 or outgoing
+/// connection, a listener without `SO_REUSEPORT` cannot take it, and the
+/// node, restarted as often as a test likes, listens on it beside the hold.
+/// QUIC binds its UDP socket without reuse, so a held UDP port would keep
+/// the node out: a QUIC port is only picked apart from the federation's
+/// other ports (a collision with another process then fails loudly, at
+/// bind, rather than sharing the port).
+struct PortHold {
+    port: u16,
+    _socket: Option<socket2::Socket>,
+}
+
+impl PortHold {
+    /// A loopback port, none of `taken`.
+    fn new(quic: bool, taken: &[PortHold]) -> Result<PortHold> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let any = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        if !quic {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&any.into())?;
+            let port = socket
+                .local_addr()?
+                .as_socket()
+                .context("a loopback socket has an address")?
+                .port();
+            return Ok(PortHold {
+                port,
+                _socket: Some(socket),
+            });
+        }
+        for _ in 0..64 {
+            let port = std::net::UdpSocket::bind(any)?.local_addr()?.port();
+            if taken.iter().all(|held| held.port != port) {
+                return Ok(PortHold {
+                    port,
+                    _socket: None,
+                });
+            }
+        }
+        bail!("no free UDP port on the loopback interface")
+    }
 }
 
 /// The default name of a country's node in a test federation (`fi-1`).
@@ -308,9 +364,9 @@ impl TestnetBuilder {
                 named.push((*country, format!("{code}-{n}")));
             }
         }
-        let mut ports = Vec::new();
+        let mut ports: Vec<PortHold> = Vec::new();
         for _ in &named {
-            ports.push(free_port()?);
+            ports.push(PortHold::new(self.quic, &ports)?);
         }
         let addr = |port: u16| {
             if self.quic {
@@ -322,14 +378,16 @@ impl TestnetBuilder {
         let mut nodes = Vec::new();
         for (i, (country, name)) in named.iter().enumerate() {
             // Each node dials the nodes listed before it: a full mesh.
-            let peers = ports[..i].iter().map(|p| addr(*p)).collect();
+            let peers = ports[..i].iter().map(|p| addr(p.port)).collect();
             let dir = base.join(name);
-            nodes.push(pki.write_node_dir(&dir, *country, name, vec![addr(ports[i])], peers)?);
+            let listen = vec![addr(ports[i].port)];
+            nodes.push(pki.write_node_dir(&dir, *country, name, listen, peers)?);
         }
         Ok(Federation {
             pki: Arc::new(pki),
             nodes,
-            listen: ports.into_iter().map(addr).collect(),
+            listen: ports.iter().map(|p| addr(p.port)).collect(),
+            ports,
             quic: self.quic,
             _temp: temp,
             base,
@@ -357,6 +415,8 @@ pub struct Federation {
     pub nodes: Vec<NodeDir>,
     /// The address each node listens on, in the order of `nodes`.
     listen: Vec<String>,
+    /// Their ports, kept from other processes while the federation lives.
+    ports: Vec<PortHold>,
     quic: bool,
     _temp: Option<tempfile::TempDir>,
     base: PathBuf,
@@ -538,7 +598,8 @@ impl Testnet {
             .filter(|d| d.address.country == country)
             .count();
         let name = format!("{code}-{}", count + 1);
-        let port = free_port()?;
+        let hold = PortHold::new(self.federation.quic, &self.federation.ports)?;
+        let port = hold.port;
         let listen = if self.federation.quic {
             format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
         } else {
@@ -555,6 +616,7 @@ impl Testnet {
         let node = start_node(&node_dir.config).await?;
         self.federation.nodes.push(node_dir);
         self.federation.listen.push(listen);
+        self.federation.ports.push(hold);
         self.nodes.push(node);
         Ok(self.nodes.last().expect("just pushed"))
     }
@@ -794,6 +856,38 @@ mod tests {
             .map(|n| n.address.to_string())
             .collect();
         assert_eq!(addresses, ["FI/fi-1", "PT/pt-1"]);
+        Ok(())
+    }
+
+    #[test]
+    fn no_other_listener_takes_a_nodes_port_while_its_federation_lives() -> Result<()> {
+        let federation = Testnet::builder()
+            .countries([Country::Fi, Country::Pt, Country::Fr, Country::Se])
+            .nodes_of(Country::De, 2)
+            .observer(true)
+            .prepare()?;
+        let ports: Vec<u16> = federation.ports.iter().map(|p| p.port).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), 7, "{ports:?}");
+        // Another federation's node, or anything else that was handed the
+        // port, cannot listen on it: the node's connections stay its own.
+        for port in &ports {
+            let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, *port));
+            assert_eq!(
+                taken.map(|_| ()).map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::AddrInUse),
+                "port {port}"
+            );
+        }
+        // The node itself listens on it, as libp2p does.
+        let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        listener.set_reuse_address(true)?;
+        listener.set_reuse_port(true)?;
+        listener.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])).into())?;
+        listener.listen(8)?;
+        drop(federation);
+        drop(listener);
+        TcpListener::bind((Ipv4Addr::LOCALHOST, ports[1]))?;
         Ok(())
     }
 }

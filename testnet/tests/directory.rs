@@ -27,16 +27,20 @@ use imi_protocol::{
 };
 use imi_testnet::{Testnet, sample_authorities, wait_until};
 
-/// Warnings of the directory, kept to check what was logged.
+/// Warnings of the directory, kept to check what was logged. With
+/// `IMI_LOG` set, the logs it asks for are kept too and printed (shown when
+/// a test fails), as the other multi-node tests print them.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
+        let filter = match std::env::var("IMI_LOG") {
+            Ok(more) => format!("imi_node::directory=info,{more}"),
+            Err(_) => "imi_node::directory=info".to_owned(),
+        };
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "imi_node::directory=info",
-            ))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_ansi(false)
             .with_writer(move || Capture(writer.clone()))
             .try_init();
@@ -49,6 +53,9 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("IMI_LOG").is_some() {
+            eprint!("{}", String::from_utf8_lossy(buf));
+        }
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }

@@ -40,6 +40,8 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above this many changed entries in one merge, the change feed announces
 /// a reload of the country rather than each entry.
 const MAX_ANNOUNCED: usize = 256;
+/// Most missing changes asked for by hash in one message.
+const MAX_ASKED: usize = 256;
 
 /// A write the store must make for a document.
 #[derive(Debug)]
@@ -377,6 +379,7 @@ impl CountryDoc {
     /// many nodes crosses each link once.
     pub(crate) fn generate(&mut self, peer: &str, generation: u64) -> Option<DocSync> {
         let known_len = self.known.len();
+        let missing = self.missing_history();
         let entry = self.peers.entry(peer.to_owned()).or_default();
         if entry.generation != generation {
             *entry = PeerSync {
@@ -413,6 +416,17 @@ impl CountryDoc {
         if let Some((have, need)) = hidden {
             entry.state.their_have = have;
             entry.state.their_need = need;
+        }
+        if let Some(message) = &mut message
+            && !missing.is_empty()
+        {
+            // Automerge asks only for the peer's heads, and the peer sends
+            // what our bloom filter says we lack: a change the filter
+            // wrongly counts in would never come. The history held-back
+            // changes wait for is asked for by hash (sorted, as encoded).
+            message.need.extend(missing);
+            message.need.sort();
+            message.need.dedup();
         }
         if let Some(message) = &mut message
             && known_len == 1
@@ -654,6 +668,21 @@ impl CountryDoc {
             debug!(country = %self.country, changes = released.len(), "held-back changes released by their signed heads");
         }
         released
+    }
+
+    /// The changes that held-back changes depend on and that have not
+    /// arrived (Automerge never sees the held-back changes, so it does not
+    /// ask for their history itself).
+    fn missing_history(&self) -> Vec<ChangeHash> {
+        let mut missing = BTreeSet::new();
+        for held in self.held.values() {
+            for dep in held.change.deps() {
+                if !self.known.contains(dep) && !self.held.contains_key(dep) {
+                    missing.insert(*dep);
+                }
+            }
+        }
+        missing.into_iter().take(MAX_ASKED).collect()
     }
 
     /// Holds `change` back until signed heads vouch for it.
