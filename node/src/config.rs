@@ -73,6 +73,12 @@ pub struct WebConfig {
     /// most 4096, what every node accepts).
     #[serde(default = "default_attachment_kib")]
     pub max_attachment_kib: usize,
+    /// Requests a second each user of the JSON API may keep up.
+    #[serde(default = "default_api_per_second")]
+    pub api_requests_per_second: u32,
+    /// Requests each user of the JSON API may send at once above that rate.
+    #[serde(default = "default_api_burst")]
+    pub api_burst: u32,
 }
 
 /// The certificate the web UI serves HTTPS with (`imi-node certs
@@ -93,6 +99,14 @@ fn default_idle_minutes() -> u64 {
 
 fn default_attachment_kib() -> usize {
     2048
+}
+
+fn default_api_per_second() -> u32 {
+    imi_web::ApiLimits::default().per_second
+}
+
+fn default_api_burst() -> u32 {
+    imi_web::ApiLimits::default().burst
 }
 
 /// Key and certificate files of a node.
@@ -275,6 +289,16 @@ impl Config {
                     web.max_attachment_kib
                 ));
             }
+            for (name, value) in [
+                ("api_requests_per_second", web.api_requests_per_second),
+                ("api_burst", web.api_burst),
+            ] {
+                if value == 0 || value > 100_000 {
+                    return Err(format!(
+                        "web.{name} is {value}: choose 1 to 100000 (0 would refuse every API request)"
+                    ));
+                }
+            }
         }
         for addr in config.listen.iter().chain(&config.peers) {
             addr.parse::<libp2p::Multiaddr>()
@@ -403,6 +427,24 @@ mod tests {
         assert!(err.contains("https://"), "{err}");
         let err = web("listen = \"0.0.0.0:443\"\ntls = { certificate = \"web.pem\" }").unwrap_err();
         assert!(err.contains("key"), "{err}");
+    }
+
+    #[test]
+    fn an_api_rate_of_zero_is_refused_and_the_default_is_the_apis() {
+        let web = |lines: &str| {
+            Config::parse(&format!(
+                "country = \"FI\"\nname = \"h\"\n[web]\nlisten = \"127.0.0.1:8080\"\n{lines}"
+            ))
+        };
+        let defaults = web("").unwrap().web.unwrap();
+        assert_eq!(defaults.api_requests_per_second, 20);
+        assert_eq!(defaults.api_burst, 100);
+        let err = web("api_requests_per_second = 0").unwrap_err();
+        assert!(err.contains("api_requests_per_second is 0"), "{err}");
+        let err = web("api_burst = 0").unwrap_err();
+        assert!(err.contains("api_burst is 0"), "{err}");
+        let raised = web("api_requests_per_second = 500\napi_burst = 1000").unwrap();
+        assert_eq!(raised.web.unwrap().api_burst, 1000);
     }
 
     #[test]

@@ -150,6 +150,8 @@ async fn finnish_ui_over_https() -> Result<Served> {
         default_language: None,
         idle_minutes: 30,
         max_attachment_kib: 2048,
+        api_requests_per_second: 20,
+        api_burst: 100,
     };
     let setup = UiSetup::from_config(&web, Country::Fi)?;
     let ui = UiServer::start(net.node(Country::Fi), setup).await?;

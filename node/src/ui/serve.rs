@@ -128,6 +128,10 @@ impl UiSetup {
                 public_origin: web.public_origin.clone(),
                 idle_timeout: Duration::from_secs(web.idle_minutes.max(1) * 60),
                 max_attachment_bytes: web.max_attachment_kib.saturating_mul(1024),
+                api_limits: imi_web::ApiLimits {
+                    per_second: web.api_requests_per_second,
+                    burst: web.api_burst,
+                },
                 ..WebSettings::default()
             },
         })

@@ -271,6 +271,8 @@ mod https {
             default_language: None,
             idle_minutes: 30,
             max_attachment_kib: 2048,
+            api_requests_per_second: 20,
+            api_burst: 100,
         };
         UiSetup::from_config(&web, Country::Fi)
     }
