@@ -55,7 +55,7 @@ fn schema_link(schema: &Value) -> String {
 }
 
 /// The page for `openapi`.
-pub(crate) fn page(openapi: &utoipa::openapi::OpenApi) -> String {
+pub(crate) fn page(openapi: &utoipa::openapi::OpenApi, limits: super::ApiLimits) -> String {
     let doc = serde_json::to_value(openapi).unwrap_or(Value::Null);
     let mut html = String::new();
     let info = &doc["info"];
@@ -76,12 +76,14 @@ pub(crate) fn page(openapi: &utoipa::openapi::OpenApi) -> String {
          <li>A case's <code>ETag</code> is its version; a step sent with <code>If-Match</code> naming an \
          older version is refused with 412.</li>\
          <li>Lists page with <code>limit</code> and the opaque <code>next_cursor</code> of the previous page.</li>\
-         <li>Each user may send 20 requests a second (100 at once); more get 429 with <code>Retry-After</code>.</li>\
+         <li>Each user may send {per_second} requests a second ({burst} at once) to this node; more get 429 with <code>Retry-After</code>.</li>\
          </ul>",
         title = escape(text(info, "title")),
         version = escape(text(info, "version")),
         description = escape(text(info, "description")),
         openapi = escape(text(&doc, "openapi")),
+        per_second = limits.per_second,
+        burst = limits.burst,
     );
     html.push_str("<h2 id=\"operations\">Operations</h2>");
     if let Some(paths) = doc["paths"].as_object() {

@@ -148,7 +148,7 @@ pub(crate) fn router(
     };
     let (v1, openapi) = documented();
     let document: Arc<str> = Arc::from(openapi.to_pretty_json().unwrap_or_default());
-    let page: Arc<str> = Arc::from(docs::page(&openapi));
+    let page: Arc<str> = Arc::from(docs::page(&openapi, limits));
     let v1 = v1
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(
