@@ -811,3 +811,70 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Found by the API fuzzer (`api_fuzz.rs`): the `Idempotency-Key` was read
+/// and claimed before the address and method were matched, so `PUT
+/// /api/v1/cases` with an empty key got 422 instead of 405, and with a key
+/// (or a POST to an address without POST) it used the key up: the POST that
+/// key was meant for was then refused as `idempotency-key-reused`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_an_address_does_not_take_is_405_and_leaves_its_idempotency_key_unused()
+-> Result<()> {
+    common::logs();
+    let net = demo_finland_and_portugal().await?;
+    let fi = net.node(Country::Fi);
+    let web = serve_ui(fi).await?;
+    let fi_ui = ui(fi).await?;
+    let finn = Api {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        base: web.url().trim_end_matches('/').to_owned(),
+        token: token(&fi_ui, fi, "fi-official").await?,
+        exercised: Arc::default(),
+    };
+    let body = json!({"to": {"country": "PT", "authority": "no-such-authority"}, "question_set": "pq-general"});
+    for key in ["", "fuzzed-key-1"] {
+        finn.call(
+            "PUT",
+            "/api/v1/cases",
+            "/api/v1/cases",
+            Some(&body),
+            &[("idempotency-key", key)],
+        )
+        .await?
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", None)
+        .with_context(|| format!("key {key:?}"))?;
+    }
+    finn.call(
+        "POST",
+        "/api/v1/nothing-here",
+        "/api/v1/nothing-here",
+        Some(&body),
+        &[("idempotency-key", "fuzzed-key-1")],
+    )
+    .await?
+    .problem(StatusCode::NOT_FOUND, "no-such-address", None)?;
+    finn.call(
+        "POST",
+        "/api/v1/tasks",
+        "/api/v1/tasks",
+        Some(&body),
+        &[("idempotency-key", "fuzzed-key-1")],
+    )
+    .await?
+    .problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", None)?;
+    // The key is still free for the request it was made for.
+    finn.call(
+        "POST",
+        "/api/v1/cases",
+        "/api/v1/cases",
+        Some(&body),
+        &[("idempotency-key", "fuzzed-key-1")],
+    )
+    .await?
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        Some("to.authority"),
+    )?;
+    Ok(())
+}

@@ -115,3 +115,49 @@ pub fn imi_node_binary() -> anyhow::Result<std::path::PathBuf> {
     }
     Ok(binary)
 }
+
+/// What a program said and how it ended.
+pub struct Ran {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end, killing it after `timeout`; its output goes
+/// through files in `dir`, so a talkative program never blocks on a pipe.
+/// (The workspace's tokio has no `process` feature; this waits without
+/// holding a runtime thread.)
+pub async fn run(
+    mut command: std::process::Command,
+    dir: &std::path::Path,
+    timeout: Duration,
+) -> anyhow::Result<Ran> {
+    let (out, err) = (dir.join(".stdout"), dir.join(".stderr"));
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(&err)?)
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!(
+                "{command:?} still running after {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                std::fs::read_to_string(&out).unwrap_or_default(),
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    Ok(Ran {
+        status,
+        stdout: String::from_utf8_lossy(&std::fs::read(&out)?).into_owned(),
+        stderr: String::from_utf8_lossy(&std::fs::read(&err)?).into_owned(),
+    })
+}

@@ -7,8 +7,8 @@
 //! retry with the same key and fingerprint replays the response
 //! (`Idempotent-Replayed: true`); the same key for another request is
 //! refused; a retry while the first is still being handled is told to wait.
-//! A response the node could not give (5xx) releases the key, since the
-//! request had no effect.
+//! A response the node could not give (5xx), or a method the address does
+//! not take (405), releases the key, since the request had no effect.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -35,10 +35,10 @@ pub(crate) async fn replay(
     let Some(key) = request.headers().get(HEADER) else {
         return next.run(request).await;
     };
-    if !matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-    ) {
+    // POSTs only: PUT and DELETE are idempotent by themselves, and a key
+    // read on them would refuse a method the address does not take as a
+    // bad key instead of with 405.
+    if request.method() != Method::POST {
         return next.run(request).await;
     }
     let Ok(key) = key.to_str().map(str::to_owned) else {
@@ -96,7 +96,11 @@ pub(crate) async fn replay(
                 return ApiError::Unavailable(err.to_string()).into_response();
             }
         };
-        let kept = (!parts.status.is_server_error()).then(|| KeptResponse {
+        // A request no operation took (a method the address does not
+        // take) did nothing either: its key stays free.
+        let taken =
+            !parts.status.is_server_error() && parts.status != StatusCode::METHOD_NOT_ALLOWED;
+        let kept = taken.then(|| KeptResponse {
             status: parts.status.as_u16(),
             location: parts
                 .headers

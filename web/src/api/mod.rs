@@ -149,9 +149,11 @@ pub(crate) fn router(
     let (v1, openapi) = documented();
     let document: Arc<str> = Arc::from(openapi.to_pretty_json().unwrap_or_default());
     let page: Arc<str> = Arc::from(docs::page(&openapi, limits));
+    // `Idempotency-Key` only around the API's addresses: an address it
+    // does not have is refused as such (404) before any key is read.
     let v1 = v1
         .fallback(no_route)
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::replay,
         ))

@@ -77,6 +77,7 @@ pub(crate) struct FileOut {
 
 /// A page of search results.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"total": 1, "items": [{"kind": "authority", "id": "ordem-dos-medicos", "country": "PT", "name": "Ordem dos Médicos", "name_language": "pt", "city": "Lisboa", "competences": ["Lääkäri"], "url": null, "href": "/api/v1/authorities/PT/ordem-dos-medicos"}], "next_cursor": null, "countries": [{"key": "PT", "count": 1}], "areas": [{"key": "professional-qualifications", "count": 1}], "countries_in_text": ["PT"]}))]
 pub(crate) struct SearchResults {
     /// Matching entries in all.
     pub(crate) total: usize,
@@ -179,6 +180,7 @@ pub(crate) struct AuthorityOut {
 
 /// An authority's competence in one legislative area.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"area": "professional-qualifications", "procedures": ["pq-information-request"], "professions": ["doctor"], "other": []}))]
 pub(crate) struct CompetenceOut {
     /// The area (catalogue key).
     pub(crate) area: String,
@@ -192,6 +194,7 @@ pub(crate) struct CompetenceOut {
 
 /// How to reach an authority.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"address": "Av. Almirante Gago Coutinho 151", "postal_code": "1749-084", "city": "Lisboa", "region": null, "email": "imi@example.pt", "phone": "+351 21 000 0000", "website": "https://ordem.example.pt"}))]
 pub(crate) struct ContactOut {
     /// Street address.
     pub(crate) address: Option<String>,
@@ -251,6 +254,7 @@ pub(crate) struct HelpdeskOut {
 
 /// One contact of a helpdesk.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"name": "IMI helpdesk", "email": "imi@example.fi", "phone": "+358 29 000 0000", "hours": "Mon–Fri 9–16", "languages": ["fi", "sv", "en"]}))]
 pub(crate) struct HelpdeskContactOut {
     /// Name.
     pub(crate) name: String,
@@ -277,6 +281,7 @@ pub(crate) struct LanguageParams {
 /// The catalogue in one language: legislative areas, their procedures and
 /// question sets, and professions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"version": "2026.11", "language": "pt", "areas": [{"key": "professional-qualifications", "label": "Qualificações profissionais", "legal_basis": "Directive 2005/36/EC", "procedures": [{"key": "pq-information-request", "kind": "information-request", "label": "Pedido de informações", "reply_days": null, "question_sets": [{"key": "pq-general", "label": "Perguntas gerais", "href": "/api/v1/catalogue/question-sets/pq-general"}]}], "professions": [{"key": "doctor", "label": "Médico", "sectoral": true}]}]}))]
 pub(crate) struct CatalogueOut {
     /// The catalogue's version.
     pub(crate) version: String,
@@ -321,6 +326,7 @@ pub(crate) struct ProcedureOut {
 
 /// A question set, named.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"key": "pq-general", "label": "General questions", "href": "/api/v1/catalogue/question-sets/pq-general"}))]
 pub(crate) struct QuestionSetRef {
     /// Its key.
     pub(crate) key: String,
@@ -332,6 +338,7 @@ pub(crate) struct QuestionSetRef {
 
 /// A profession.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"key": "doctor", "label": "Doctor", "sectoral": true}))]
 pub(crate) struct ProfessionOut {
     /// Its key.
     pub(crate) key: String,
@@ -343,6 +350,7 @@ pub(crate) struct ProfessionOut {
 
 /// A question set with its questions, in one language.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"key": "pq-general", "procedure": "pq-information-request", "area": "professional-qualifications", "label": "General questions", "groups": [{"key": "professional", "label": "Professional", "given_by_requester": true, "questions": [{"key": "date-of-birth", "label": "Date of birth", "answer": "date", "options": [], "personal_data": true, "required": true}]}, {"key": "qualification", "label": "Qualification", "given_by_requester": false, "questions": [{"key": "legally-established", "label": "Is the professional legally established?", "answer": "yes-no", "options": [], "personal_data": false, "required": false}]}]}))]
 pub(crate) struct QuestionSetOut {
     /// Its key.
     pub(crate) key: String,
@@ -358,6 +366,7 @@ pub(crate) struct QuestionSetOut {
 
 /// A group of questions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"key": "qualification", "label": "Qualification", "given_by_requester": false, "questions": [{"key": "date-of-award", "label": "Date of award", "answer": "date", "options": [], "personal_data": false, "required": false}]}))]
 pub(crate) struct QuestionGroupOut {
     /// Its key.
     pub(crate) key: String,
@@ -391,6 +400,7 @@ pub(crate) struct QuestionOut {
 
 /// An option of a choice.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"key": "full-time", "label": "Full time"}))]
 pub(crate) struct OptionOut {
     /// Its key (the answer given).
     pub(crate) key: String,
@@ -420,6 +430,7 @@ pub(crate) struct TaskParams {
 
 /// A page of My tasks.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"case": "01JDXAMPLE0000000000000000", "case_kind": "request", "area": "professional-qualifications", "task": "answer", "personal": false, "due": "2026-12-17", "status": "accepted", "updated_at": "2026-12-03T09:30:00.000Z", "counterpart": {"country": "FI", "authority": "valvira", "name": "Valvira", "language": "fi"}, "href": "/api/v1/cases/01JDXAMPLE0000000000000000"}], "total": 1, "overdue": 0, "today": "2026-12-03", "next_cursor": null}))]
 pub(crate) struct TaskPage {
     /// This page.
     pub(crate) items: Vec<TaskOut>,
@@ -501,6 +512,29 @@ pub(crate) struct NewRequestIn {
 
 /// A case as the reader's authority sees it. Its `version` is its `ETag`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01JDXAMPLE0000000000000000",
+    "version": "3f9a1c0d7e2b4a6c8d1e0f2a",
+    "status": "answered",
+    "area": "professional-qualifications",
+    "question_set": "pq-general",
+    "requester": {"country": "FI", "authority": "valvira", "name": "Valvira", "language": "fi"},
+    "responder": {"country": "PT", "authority": "ordem-dos-medicos", "name": "Ordem dos Médicos", "language": "pt"},
+    "reader_is_requester": true,
+    "reply_by": "2026-12-17",
+    "deadline_proposal": null,
+    "information_requested": false,
+    "rating": null,
+    "handler": null,
+    "details": {"full-name": "Ana Sofia Martins", "date-of-birth": "1984-05-17"},
+    "questions": [{"key": "legally-established", "answer": "yes"}],
+    "message": {"language": "fi", "text": "Pyydämme vahvistamaan tutkinnon."},
+    "history": [{"step": "01JDXAMPLE0000000000000001", "at": "2026-12-03T09:30:00.000Z", "action": "send", "date": "2026-12-17", "party": {"country": "FI", "authority": "valvira", "name": "Valvira", "language": "fi"}, "user": "Aino Virtanen", "message": null, "fields": {}, "files": [], "fate": "applied", "overtaken_by": null, "node": "FI/helsinki-1", "deliveries": [{"node": "PT/lisboa-1", "state": "delivered", "reason": null}]}],
+    "allowed": ["close", "reopen"],
+    "forward_to": [],
+    "handlers": [],
+    "today": "2026-12-05"
+}))]
 pub(crate) struct CaseOut {
     /// The case's id, its reference for good.
     pub(crate) id: String,
@@ -580,6 +614,7 @@ pub(crate) struct RatingIo {
 
 /// One step of a case's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"step": "01JDXAMPLE0000000000000005", "at": "2026-12-05T14:02:00.000Z", "action": "answer", "date": null, "party": {"country": "PT", "authority": "ordem-dos-medicos", "name": "Ordem dos Médicos", "language": "pt"}, "user": null, "message": {"language": "pt", "text": "Em anexo o extrato do registo."}, "fields": {"legally-established": "yes"}, "files": [{"name": "extrato.txt", "media_type": "text/plain", "size": 51, "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "href": "/api/v1/cases/01JDXAMPLE0000000000000000/files/01JDXAMPLE0000000000000005/0"}], "fate": "applied", "overtaken_by": null, "node": "PT/lisboa-1", "deliveries": [{"node": "FI/helsinki-1", "state": "delivered", "reason": null}]}))]
 pub(crate) struct StepOut {
     /// The step's id.
     pub(crate) step: String,
@@ -737,6 +772,7 @@ pub(crate) struct NewTokenIn {
 
 /// A token just created, with its secret: shown this once.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"token": {"id": "01JDXAMPLE0000000000000004", "name": "Case system", "created": "2026-12-03T09:30:00.000Z", "expires": "2027-03-03T09:30:00.000Z", "last_used": null}, "secret": "imi_3Jq9xExampleSecretShownOnce"}))]
 pub(crate) struct NewTokenOut {
     /// The token.
     pub(crate) token: TokenOut,
