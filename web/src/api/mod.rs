@@ -97,6 +97,44 @@ impl Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // What every operation may answer besides its own responses: the
+        // rate limit, and for a body the size limit and the media type.
+        let problem = || {
+            utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        };
+        let response = |description: &str| {
+            utoipa::openapi::RefOr::T(
+                utoipa::openapi::ResponseBuilder::new()
+                    .description(description)
+                    .content("application/problem+json", problem())
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| response("Too many requests; see Retry-After"));
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| response("The body is larger than the address takes"));
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| response("The body is not JSON"));
+                }
+            }
+        }
     }
 }
 

@@ -136,10 +136,10 @@ pub(crate) struct SearchParams {
     #[param(example = "Lääkäri Portugali")]
     pub(crate) q: Option<String>,
     /// The reader's language (`fi`); the profile's by default.
-    #[param(example = "fi")]
+    #[param(example = "fi", pattern = "^[a-z]{2}$")]
     pub(crate) lang: Option<String>,
     /// Only these countries, comma-separated (`PT,ES`).
-    #[param(example = "PT")]
+    #[param(example = "PT", pattern = "^[A-Z]{2}(,[A-Z]{2})*$")]
     pub(crate) country: Option<String>,
     /// Only entries competent in these areas, comma-separated.
     #[param(example = "professional-qualifications")]
@@ -238,7 +238,7 @@ pub(crate) struct RegisterOut {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RegistersParams {
     /// Only this country's (`PT`).
-    #[param(example = "PT")]
+    #[param(example = "PT", pattern = "^[A-Z]{2}$")]
     pub(crate) country: Option<String>,
 }
 
@@ -274,7 +274,7 @@ pub(crate) struct HelpdeskContactOut {
 #[into_params(parameter_in = Query)]
 pub(crate) struct LanguageParams {
     /// The language (`pt`); the profile's by default.
-    #[param(example = "pt")]
+    #[param(example = "pt", pattern = "^[a-z]{2}$")]
     pub(crate) lang: Option<String>,
 }
 
@@ -607,8 +607,10 @@ pub(crate) struct HandlerOut {
 #[schema(example = json!({"timeliness": 5, "effort": 4}))]
 pub(crate) struct RatingIo {
     /// How timely the answer was.
+    #[schema(minimum = 1, maximum = 5)]
     pub(crate) timeliness: u8,
     /// How much effort it showed.
+    #[schema(minimum = 1, maximum = 5)]
     pub(crate) effort: u8,
 }
 
@@ -767,6 +769,7 @@ pub(crate) struct NewTokenIn {
     /// What it is for.
     pub(crate) name: String,
     /// Days it works, 1 to 366 (90).
+    #[schema(minimum = 1, maximum = 366)]
     pub(crate) days: Option<u16>,
 }
 
