@@ -55,6 +55,19 @@ fn party(field: &str, p: &PartyRef) -> Result<Party, ApiError> {
     })
 }
 
+/// A kind of case as the API writes it.
+fn case_kind(kind: imi_protocol::MessageKind) -> &'static str {
+    use imi_protocol::MessageKind;
+    match kind {
+        MessageKind::Request => "request",
+        MessageKind::Alert => "alert",
+        MessageKind::Notification => "notification",
+        MessageKind::PublicCase => "public-case",
+        MessageKind::Directory => "directory",
+        MessageKind::Control => "control",
+    }
+}
+
 fn case_id(id: &str) -> Result<CaseId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::NotFound(format!("no case {id:?}")))
@@ -123,7 +136,7 @@ pub(crate) async fn tasks(
             .map(|t| TaskOut {
                 href: format!("/api/v1/cases/{}", t.case),
                 case: t.case.to_string(),
-                case_kind: format!("{:?}", t.case_kind).to_lowercase(),
+                case_kind: case_kind(t.case_kind).to_owned(),
                 area: t.area,
                 task: t.kind.as_str().to_owned(),
                 personal: t.personal,

@@ -450,7 +450,7 @@ pub(crate) struct TaskPage {
 pub(crate) struct TaskOut {
     /// The case.
     pub(crate) case: String,
-    /// `request`, `alert` or `notification`.
+    /// `request`, `alert`, `notification` or `public-case`.
     pub(crate) case_kind: String,
     /// The case's legislative area.
     pub(crate) area: String,
