@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_api;
 pub mod bench_flood;
 pub mod bench_tasks;
 pub mod scenario;

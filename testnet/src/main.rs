@@ -83,6 +83,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// The JSON API of an official whose authority has many open
+    /// requests, from many clients at once: requests/s and latency
+    /// percentiles of `GET /api/v1/tasks?limit=20` and of a mix of
+    /// searches
+    Api {
+        /// Open requests of the official's authority.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().cases)]
+        cases: usize,
+        /// Authorities each of the two countries publishes.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().authorities)]
+        authorities: usize,
+        /// Clients sending requests at once.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().connections)]
+        connections: usize,
+        /// Seconds to measure each endpoint.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Requests between two nodes: latency from sending to the signed
     /// receipt stored on the sender, one at a time and under saturation.
     Delivery {
@@ -195,6 +213,29 @@ async fn dispatch(cli: Cli) -> Result<()> {
             imi_testnet::scenario::find(&name)?;
             logging("warn");
             scenario(&name, dir, Duration::from_secs(timeout.max(1))).await
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Api {
+                    cases,
+                    authorities,
+                    connections,
+                    seconds,
+                },
+        } => {
+            logging("warn");
+            let options = imi_testnet::bench_api::ApiOptions {
+                cases,
+                authorities,
+                connections,
+                duration: Duration::from_secs(seconds.max(1)),
+            };
+            say(format_args!(
+                "JSON API of PT with {cases} open requests from FI and {authorities} authorities per country, {connections} clients for {seconds} s per endpoint"
+            ))?;
+            let report = imi_testnet::bench_api::api(&options).await?;
+            say(format_args!("{report}"))?;
+            Ok(())
         }
         Command::Bench {
             bench:
