@@ -138,61 +138,8 @@ pub async fn tasks(options: &TasksOptions) -> Result<TasksReport> {
         bail!("at least one connection is needed");
     }
     let net = demo_finland_and_portugal().await?;
-    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
-    let finn = fi.admin().user_by_login("fi-official")?.user;
-    let actor = finn.actor_for(Country::Fi, "professional-qualifications");
-    let ordem = pt.admin().user_by_login("pt-official")?.user.authority;
-    let to = Party {
-        authority: ordem,
-        country: Country::Pt,
-    };
-    wait_until(
-        "the Finnish node to know the Ordem dos Médicos",
-        Duration::from_secs(60),
-        || async { fi.directory().authority(Country::Pt, ordem).is_some() },
-    )
-    .await?;
-
-    // The requests, sent through the node (not measured).
-    let today = Timestamp::from_system_time(std::time::SystemTime::now()).date();
-    let sent = futures::stream::iter(0..options.cases)
-        .map(|i| {
-            let actor = actor.clone();
-            async move {
-                let draft = Request::draft(
-                    CaseId::new(),
-                    &actor,
-                    "professional-qualifications",
-                    to,
-                    Timestamp::from_system_time(std::time::SystemTime::now()),
-                )?;
-                let reply_by = today
-                    .checked_add_days(7 + (i % 60) as i64)
-                    .context("a date")?;
-                fi.open_case(
-                    CaseState::Request(draft),
-                    actor,
-                    CaseAction::Request(RequestAction::Send { reply_by }),
-                    Content::default(),
-                )
-                .await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    for result in sent {
-        result?;
-    }
-    let owner = [TaskOwner::Authority(to)];
-    wait_until(
-        "the Portuguese node to list every request as a task",
-        Duration::from_secs(300),
-        || async { pt.tasks_of(&owner).is_ok_and(|t| t.len() >= options.cases) },
-    )
-    .await?;
-    let tasks = pt.tasks_of(&owner)?.len();
+    let tasks = fill_tasks(&net, options.cases).await?;
+    let pt = net.node(Country::Pt);
 
     let ui = serve_ui(pt).await?;
     let base = ui.url();
@@ -248,6 +195,69 @@ pub async fn tasks(options: &TasksOptions) -> Result<TasksReport> {
         page_bytes: page.len(),
         asset_bytes,
     })
+}
+
+/// The Finnish official of `net` (see [`demo_finland_and_portugal`]) sends
+/// `cases` requests to the Ordem dos Médicos through the node, reply-by
+/// dates spread over 60 days; returns once the Portuguese node lists them
+/// all as the Ordem's tasks, with the number of its tasks.
+pub async fn fill_tasks(net: &crate::Testnet, cases: usize) -> Result<usize> {
+    let (fi, pt) = (net.node(Country::Fi), net.node(Country::Pt));
+    let finn = fi.admin().user_by_login("fi-official")?.user;
+    let actor = finn.actor_for(Country::Fi, "professional-qualifications");
+    let ordem = pt.admin().user_by_login("pt-official")?.user.authority;
+    let to = Party {
+        authority: ordem,
+        country: Country::Pt,
+    };
+    wait_until(
+        "the Finnish node to know the Ordem dos Médicos",
+        Duration::from_secs(60),
+        || async { fi.directory().authority(Country::Pt, ordem).is_some() },
+    )
+    .await?;
+
+    // The requests, sent through the node (not measured).
+    let today = Timestamp::from_system_time(std::time::SystemTime::now()).date();
+    let sent = futures::stream::iter(0..cases)
+        .map(|i| {
+            let actor = actor.clone();
+            async move {
+                let draft = Request::draft(
+                    CaseId::new(),
+                    &actor,
+                    "professional-qualifications",
+                    to,
+                    Timestamp::from_system_time(std::time::SystemTime::now()),
+                )?;
+                let reply_by = today
+                    .checked_add_days(7 + (i % 60) as i64)
+                    .context("a date")?;
+                fi.open_case(
+                    CaseState::Request(draft),
+                    actor,
+                    CaseAction::Request(RequestAction::Send { reply_by }),
+                    Content::default(),
+                )
+                .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    for result in sent {
+        result?;
+    }
+    let owner = [TaskOwner::Authority(to)];
+    wait_until(
+        "the Portuguese node to list every request as a task",
+        Duration::from_secs(300),
+        || async { pt.tasks_of(&owner).is_ok_and(|t| t.len() >= cases) },
+    )
+    .await?;
+    let tasks = pt.tasks_of(&owner)?.len();
+    Ok(tasks)
 }
 
 /// `connections` workers load `url` until `duration` has passed; every

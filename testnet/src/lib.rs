@@ -19,9 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod bench;
+pub mod bench_api;
 pub mod bench_flood;
 pub mod bench_tasks;
+pub mod scenario;
 pub mod ui;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,25 @@ enum Command {
         #[arg(long, default_value_t = 40)]
         authorities: usize,
     },
+    /// Replay a scenario through the JSON API alone, printing each step
+    /// and what each side sees; exits non-zero at the first step that
+    /// fails.
+    Scenario {
+        /// The scenario (`seed`); `--list` shows them all.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the scenarios.
+        #[arg(long, conflicts_with = "name")]
+        list: bool,
+        /// The directory of a federation started by `imi-testnet up --dir
+        /// DIR` (its API tokens are in DIR/api.json); without it, a Finnish
+        /// and a Portuguese node are started for the run.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seconds each step may take to reach the other side.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Measure a federation running in this process.
     Bench {
         #[command(subcommand)]
@@ -61,6 +80,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = imi_testnet::bench_tasks::TasksOptions::default().connections)]
         connections: usize,
         /// Seconds to measure.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// The JSON API of an official whose authority has many open
+    /// requests, from many clients at once: requests/s and latency
+    /// percentiles of `GET /api/v1/tasks?limit=20` and of a mix of
+    /// searches
+    Api {
+        /// Open requests of the official's authority.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().cases)]
+        cases: usize,
+        /// Authorities each of the two countries publishes.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().authorities)]
+        authorities: usize,
+        /// Clients sending requests at once.
+        #[arg(long, default_value_t = imi_testnet::bench_api::ApiOptions::default().connections)]
+        connections: usize,
+        /// Seconds to measure each endpoint.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -159,6 +196,47 @@ async fn dispatch(cli: Cli) -> Result<()> {
             };
             up(countries, observer, dir, authorities).await
         }
+        Command::Scenario {
+            name,
+            list,
+            dir,
+            timeout,
+        } => {
+            if list {
+                for scenario in imi_testnet::scenario::SCENARIOS {
+                    say(format_args!("{:<13} {}", scenario.name, scenario.about))?;
+                }
+                return Ok(());
+            }
+            let name = name.context("name a scenario, or ask for --list")?;
+            // Refuse an unknown scenario before starting anything.
+            imi_testnet::scenario::find(&name)?;
+            logging("warn");
+            scenario(&name, dir, Duration::from_secs(timeout.max(1))).await
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Api {
+                    cases,
+                    authorities,
+                    connections,
+                    seconds,
+                },
+        } => {
+            logging("warn");
+            let options = imi_testnet::bench_api::ApiOptions {
+                cases,
+                authorities,
+                connections,
+                duration: Duration::from_secs(seconds.max(1)),
+            };
+            say(format_args!(
+                "JSON API of PT with {cases} open requests from FI and {authorities} authorities per country, {connections} clients for {seconds} s per endpoint"
+            ))?;
+            let report = imi_testnet::bench_api::api(&options).await?;
+            say(format_args!("{report}"))?;
+            Ok(())
+        }
         Command::Bench {
             bench:
                 BenchCommand::Tasks {
@@ -239,6 +317,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// Runs scenario `name` against the federation in `dir`, or against a
+/// Finnish and a Portuguese node started for the run.
+async fn scenario(name: &str, dir: Option<PathBuf>, timeout: Duration) -> Result<()> {
+    let mut out = std::io::stdout();
+    match dir {
+        Some(dir) => {
+            let api = imi_testnet::api::ApiFile::read(&dir)?;
+            imi_testnet::scenario::run(name, &api, timeout, &mut out).await
+        }
+        None => {
+            say(format_args!(
+                "starting a Finnish and a Portuguese node for the scenario"
+            ))?;
+            let local = imi_testnet::scenario::LocalFederation::start().await?;
+            let result = imi_testnet::scenario::run(name, &local.api, timeout, &mut out).await;
+            local.stop().await;
+            result
+        }
+    }
+}
+
 async fn up(
     mut countries: Vec<Country>,
     observer: bool,
@@ -291,7 +390,25 @@ async fn up(
         return Err(err);
     }
     let uis = match serve_uis(&net).await {
-        Ok(uis) => uis,
+        Ok((uis, api)) => match api.write(net.federation.base()) {
+            Ok(path) => {
+                say(format_args!(
+                    "JSON API: a token of every account above and each node's address are in {} (readable by you only); `imi-testnet scenario seed --dir {}` replays the seed scenario through the API",
+                    path.display(),
+                    net.federation.base().display()
+                ))?;
+                uis
+            }
+            Err(err) => {
+                for ui in uis {
+                    ui.stop().await;
+                }
+                for node in net.nodes.drain(..) {
+                    node.shutdown().await;
+                }
+                return Err(err);
+            }
+        },
         Err(err) => {
             for node in net.nodes.drain(..) {
                 node.shutdown().await;
@@ -414,10 +531,14 @@ async fn demo_data(net: &Testnet, authorities: usize) -> Result<()> {
 }
 
 /// Serves every node's web UI (a training environment) and creates the demo
-/// people; prints, per country, the address to open and who can sign in.
-async fn serve_uis(net: &Testnet) -> Result<Vec<imi_node::ui::UiServer>> {
+/// people and an API token of each demo account; prints, per country, the
+/// address to open and who can sign in.
+async fn serve_uis(
+    net: &Testnet,
+) -> Result<(Vec<imi_node::ui::UiServer>, imi_testnet::api::ApiFile)> {
     use imi_testnet::ui::{DEMO_PASSWORD, demo_people, serve_ui};
     let mut uis = Vec::with_capacity(net.nodes.len());
+    let mut api = imi_testnet::api::ApiFile { nodes: vec![] };
     say(format_args!(
         "web UI of each node (training environment), every account's password is {DEMO_PASSWORD:?}:"
     ))?;
@@ -429,13 +550,17 @@ async fn serve_uis(net: &Testnet) -> Result<Vec<imi_node::ui::UiServer>> {
             node.address().to_string(),
             ui.url()
         ))?;
-        for person in people {
+        let mut logins = vec!["coordinator"];
+        for person in &people {
             say(format_args!(
                 "{:<12}   {} — {}, {}: {}",
                 "", person.login, person.name, person.authority, person.roles
             ))?;
+            logins.push(&person.login);
         }
+        api.nodes
+            .push(imi_testnet::api::demo_tokens(node, &ui.url(), &logins).await?);
         uis.push(ui);
     }
-    Ok(uis)
+    Ok((uis, api))
 }

@@ -18,6 +18,13 @@ pub const DEMO_PASSWORD: &str = "demo password, change me";
 /// Serves the web UI of `node` on a free loopback port, as a training
 /// environment.
 pub async fn serve_ui(node: &Node<CaseApp>) -> Result<UiServer> {
+    serve_ui_with(node, WebSettings::default()).await
+}
+
+/// Serves the web UI of `node` on a free loopback port with `settings`
+/// (the API benchmark raises the API's rate limit), as a training
+/// environment.
+pub async fn serve_ui_with(node: &Node<CaseApp>, settings: WebSettings) -> Result<UiServer> {
     let country = node.address().country;
     let setup = UiSetup {
         listen: "127.0.0.1:0".parse()?,
@@ -29,7 +36,7 @@ pub async fn serve_ui(node: &Node<CaseApp>) -> Result<UiServer> {
                 .copied()
                 .unwrap_or(Language::En),
         },
-        settings: WebSettings::default(),
+        settings,
     };
     Ok(UiServer::start(node, setup).await?)
 }
@@ -127,6 +134,16 @@ const DEMO_AUTHORITIES: &[DemoAuthority] = &[
         )],
     },
 ];
+
+/// The sign-in names of the demo accounts of `country`'s node: its
+/// national coordinator, then the demo people.
+pub fn demo_logins(country: Country) -> Vec<&'static str> {
+    let mut logins = vec!["coordinator"];
+    for demo in DEMO_AUTHORITIES.iter().filter(|d| d.country == country) {
+        logins.extend(demo.people.iter().map(|(login, ..)| *login));
+    }
+    logins
+}
 
 /// Whether `authority` is one the demo people belong to: the node registers
 /// it through its administration, so the directory must not get it twice.

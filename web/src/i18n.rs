@@ -147,6 +147,17 @@ impl Tr {
         self.format(id, None)
     }
 
+    /// The name of a case's status as the node names it (`accepted`), as
+    /// the case page shows it.
+    pub fn status(&self, status: &str) -> String {
+        self.get(&crate::views::status_message(status))
+    }
+
+    /// What a task asks for, as My tasks shows it.
+    pub fn task(&self, kind: imi_protocol::TaskKind) -> String {
+        self.get(crate::views::task_message(kind))
+    }
+
     /// The message `id` with one variable.
     pub fn with(&self, id: &str, name: &str, value: &str) -> String {
         let mut args = FluentArgs::new();
