@@ -100,6 +100,9 @@ enum Command {
         /// The backup file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Replace the store with a backup (the node must be stopped).
     Restore {
@@ -115,7 +118,7 @@ enum Command {
         #[command(subcommand)]
         command: CoordinatorCommand,
     },
-    /// Authorities of this country: list, approve, reject (the node must be stopped).
+    /// Authorities of this country: register, list, approve, reject (the node must be stopped).
     Authority {
         #[command(flatten)]
         config: ConfigArg,
@@ -221,6 +224,34 @@ enum CoordinatorCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuthorityCommand {
+    /// Register an authority on its behalf, as the national coordinator:
+    /// pending until approved (`--approve` approves it at once); prints its
+    /// id.
+    Register {
+        /// A name in one language, as LANG=NAME (`pt=Ordem dos Médicos`);
+        /// repeat for each language.
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// A legislative area it is competent in (catalogue key); repeat
+        /// for several.
+        #[arg(long = "area", required = true)]
+        areas: Vec<String>,
+        /// A language its officials read and write; repeat for several.
+        #[arg(long = "language", required = true)]
+        languages: Vec<imi_protocol::Language>,
+        /// Its email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Its city.
+        #[arg(long)]
+        city: Option<String>,
+        /// Approve it at once, so it is published in the directory.
+        #[arg(long)]
+        approve: bool,
+        /// The coordinator's sign-in name.
+        #[arg(long = "as")]
+        acting: String,
+    },
     /// List authorities, optionally only those with a status.
     List {
         /// pending, active, rejected or deactivated.
@@ -482,8 +513,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             let config = Config::load(&config.config)?;
             route_command(&config.store_path(), route)
         }
-        Command::Backup { config, out } => {
+        Command::Backup { config, out, force } => {
             let config = Config::load(&config.config)?;
+            if out.exists() && !force {
+                bail!(
+                    "{} exists: choose another file, or add --force to replace it",
+                    out.display()
+                );
+            }
             imi_node::status::backup(&config.store_path(), &out)?;
             println!("store copied to {}", out.display());
             Ok(())
@@ -584,6 +621,56 @@ async fn authority(config: &Config, command: AuthorityCommand) -> Result<()> {
                 let a = &record.authority;
                 let name = a.names.values().next().cloned().unwrap_or_default();
                 println!("{}  {:?}  {}", a.id, a.status, name);
+            }
+        }
+        AuthorityCommand::Register {
+            names,
+            areas,
+            languages,
+            email,
+            city,
+            approve,
+            acting,
+        } => {
+            let actor = acting_actor(&admin, config.country, &acting)?;
+            let mut named = BTreeMap::new();
+            for name in names {
+                let Some((language, text)) = name.split_once('=') else {
+                    bail!("--name {name:?}: write it as LANG=NAME, e.g. pt=Ordem dos Médicos");
+                };
+                let language: imi_protocol::Language = language.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("--name {name:?}: {language:?} is not a language")
+                })?;
+                named.insert(language, text.trim().to_owned());
+            }
+            let mut competences = Vec::new();
+            for area in areas {
+                competences.push(imi_protocol::Competence {
+                    area: area
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("--area {area:?} is not an area key"))?,
+                    procedures: Default::default(),
+                    professions: Default::default(),
+                    other: Vec::new(),
+                });
+            }
+            let draft = imi_node::admin::AuthorityDraft {
+                names: named,
+                competences,
+                contact: imi_protocol::Contact {
+                    email,
+                    city,
+                    ..Default::default()
+                },
+                languages: languages.into_iter().collect(),
+            };
+            let record = admin.register_authority(Some(&actor), draft, None).await?;
+            let id = record.authority.id;
+            if approve {
+                admin.approve_authority(&actor, id).await?;
+                println!("authority {id} registered and approved");
+            } else {
+                println!("authority {id} registered, pending approval");
             }
         }
         AuthorityCommand::Approve { id, acting } => {

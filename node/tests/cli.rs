@@ -441,3 +441,150 @@ fn the_operator_creates_lists_and_revokes_api_tokens() {
     let err = refused(token(&["revoke", "not-a-token"]));
     assert!(err.contains("not a token id"), "{err}");
 }
+
+#[test]
+fn a_coordinator_registers_an_authority_from_the_command_line_and_its_id_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &["init", "--country", "PT", "--name", "pt-1", "--dir", "pt"],
+    );
+    let c = "pt/imi-node.toml";
+    ok(
+        d,
+        &[
+            "coordinator",
+            "-c",
+            c,
+            "init",
+            "--login",
+            "ana",
+            "--name",
+            "Ana Costa",
+            "--email",
+            "ana@example.pt",
+        ],
+    );
+    let register = |extra: &[&str]| {
+        let mut args = vec![
+            "authority",
+            "-c",
+            c,
+            "register",
+            "--name",
+            "pt=Ordem dos Farmacêuticos",
+            "--name",
+            "en=Portuguese Pharmaceutical Society",
+            "--area",
+            "professional-qualifications",
+            "--language",
+            "pt",
+            "--email",
+            "imi@ordemfarmaceuticos.pt.example",
+            "--as",
+            "ana",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let pending = ok(
+        d,
+        &register(&[]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(pending.contains("pending approval"), "{pending}");
+    let pending_id = pending.split_whitespace().nth(1).unwrap().to_owned();
+    let listed = ok(d, &["authority", "-c", c, "list", "--status", "pending"]);
+    assert!(
+        listed.contains(&pending_id) && listed.contains("Pending"),
+        "{listed}"
+    );
+    let approved = ok(
+        d,
+        &register(&["--approve"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let approved_id = approved.split_whitespace().nth(1).unwrap().to_owned();
+    let active = ok(d, &["authority", "-c", c, "list", "--status", "active"]);
+    assert!(active.contains(&approved_id), "{active}");
+    // A name without its language, and an area the catalogue does not
+    // have, are refused and register nothing.
+    let err = fails(
+        d,
+        &[
+            "authority",
+            "-c",
+            c,
+            "register",
+            "--name",
+            "Ordem",
+            "--area",
+            "professional-qualifications",
+            "--language",
+            "pt",
+            "--as",
+            "ana",
+        ],
+    );
+    assert!(err.contains("LANG=NAME"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "authority",
+            "-c",
+            c,
+            "register",
+            "--name",
+            "pt=Ordem",
+            "--area",
+            "astrology",
+            "--language",
+            "pt",
+            "--as",
+            "ana",
+        ],
+    );
+    assert!(!err.is_empty());
+    let all = ok(d, &["authority", "-c", c, "list"]);
+    assert_eq!(all.lines().count(), 3, "{all}");
+}
+
+#[test]
+fn a_backup_never_overwrites_a_file_unless_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &["init", "--country", "PT", "--name", "pt-1", "--dir", "pt"],
+    );
+    let c = "pt/imi-node.toml";
+    ok(
+        d,
+        &[
+            "coordinator",
+            "-c",
+            c,
+            "init",
+            "--login",
+            "ana",
+            "--name",
+            "Ana Costa",
+            "--email",
+            "ana@example.pt",
+        ],
+    );
+    std::fs::write(d.join("precious.redb"), b"yesterday's backup").unwrap();
+    let err = fails(d, &["backup", "-c", c, "--out", "precious.redb"]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read(d.join("precious.redb")).unwrap(),
+        b"yesterday's backup"
+    );
+    ok(d, &["backup", "-c", c, "--out", "precious.redb", "--force"]);
+    assert_ne!(
+        std::fs::read(d.join("precious.redb")).unwrap(),
+        b"yesterday's backup"
+    );
+}
