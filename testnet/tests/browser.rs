@@ -303,6 +303,46 @@ async fn a_finnish_official_finds_the_portuguese_doctors_authority_in_finnish() 
     browser.screenshot("profile").await?;
     browser.assert_accessible("profile").await?;
 
+    // An API token for the case system: its secret is shown once, the
+    // list names it, and it is gone from the page once left.
+    browser
+        .fill("#token-name", "Valviran asiankäsittelyjärjestelmä")
+        .await?;
+    browser
+        .click("form[action='/profile/tokens'] button[type=submit]")
+        .await?;
+    let secret = browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css("#token-secret"))
+        .await?
+        .prop("value")
+        .await?
+        .context("the secret")?;
+    assert!(secret.starts_with("imi_"), "{secret}");
+    assert!(
+        browser
+            .text_of("table.tokens")
+            .await?
+            .contains("Valviran asiankäsittelyjärjestelmä")
+    );
+    browser.screenshot("profile-api-token").await?;
+    browser.assert_accessible("profile-api-token").await?;
+    browser.goto(&format!("{fi_url}profile")).await?;
+    let source = browser.client.source().await?;
+    assert!(!source.contains(&secret), "the secret is shown once only");
+    browser
+        .click("table.tokens form button[type=submit]")
+        .await?;
+    browser
+        .shows(
+            ".notice",
+            &imi_web::Locales::builtin()
+                .tr(Language::Fi)
+                .get("profile-tokens-revoked"),
+        )
+        .await?;
+
     // A form on another site posting to the Finnish UI is refused, and
     // changes nothing. (The UI's own pages could not even send it: their
     // policy allows forms only to the UI itself.)
