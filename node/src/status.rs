@@ -48,6 +48,15 @@ impl StoreStatus {
     pub fn read(path: &Path) -> Result<StoreStatus, StoreError> {
         let db = open_existing(path)?;
         let read = db.begin_read()?;
+        StoreStatus::from_snapshot(&read)
+    }
+
+    /// Reads the store of a running node, in one snapshot of it.
+    pub fn of(store: &crate::store::Store) -> Result<StoreStatus, StoreError> {
+        StoreStatus::from_snapshot(&store.read()?)
+    }
+
+    fn from_snapshot(read: &redb::ReadTransaction) -> Result<StoreStatus, StoreError> {
         let mut status = StoreStatus::default();
         if let Ok(cases) = read.open_table(CASES) {
             for entry in cases.iter()? {

@@ -418,3 +418,59 @@ async fn an_official_creates_an_api_token_sees_it_listed_and_revokes_it() -> Res
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_national_coordinator_reads_which_nodes_are_linked_and_an_official_may_not()
+-> Result<()> {
+    common::logs();
+    let net = imi_testnet::ui::demo_finland_and_portugal().await?;
+    let fi = net.node(Country::Fi);
+    let ui = serve_ui(fi).await?;
+    let browser = Browser {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        base: ui.url(),
+    };
+    imi_testnet::wait_until("Portugal linked to Finland", common::WAIT, || async {
+        !fi.net().peers().await.is_empty()
+    })
+    .await?;
+
+    // The coordinator finds the page in the menu: Portugal's node is
+    // linked, with its certificate's end, and the store is described.
+    let cookie = browser.sign_in("coordinator").await?;
+    let tasks = browser.get("/tasks", &cookie).await?;
+    assert!(tasks.html.contains("href=\"/status\""), "the menu links it");
+    let page = browser.get("/status", &cookie).await?;
+    ensure!(
+        page.status == StatusCode::OK,
+        "status page: {}",
+        page.status
+    );
+    assert!(page.html.contains("PT/pt-1"), "the linked node is listed");
+    let until = fi
+        .net()
+        .peers()
+        .await
+        .into_iter()
+        .find(|p| p.address.to_string() == "PT/pt-1")
+        .context("PT linked")?
+        .valid_until_ms;
+    let day = imi_protocol::Timestamp::from_millis(until)
+        .date()
+        .to_string();
+    assert!(page.html.contains(&day), "its certificate's end: {day}");
+    assert!(
+        page.html
+            .contains(imi_protocol::Catalogue::builtin().version()),
+        "the catalogue version"
+    );
+
+    // An official has no such menu entry, and is refused the page.
+    let official = browser.sign_in("fi-official").await?;
+    let tasks = browser.get("/tasks", &official).await?;
+    assert!(!tasks.html.contains("href=\"/status\""));
+    let refused = browser.get("/status", &official).await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.html.contains("PT/pt-1"));
+    Ok(())
+}

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Изпреварено: друга стъпка се с
 delivery-queued = В опашка за възел { $node }
 delivery-delivered = Доставено на възел { $node }, с подписано потвърждение за получаване
 delivery-rejected = Отхвърлено от възел { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Състояние на възела
+node-status-title = Състояние на възела
+node-status-intro = С кои възли е свързан този възел, какво са отказали другите възли и какво съдържа неговото хранилище. За националните координатори на държавата.
+node-status-peers = Свързани в момента възли
+node-status-peers-none = В момента няма свързан възел.
+node-status-peer-node = Възел
+node-status-peer-until = Сертификатът е валиден до
+node-status-peer-expiring = изтича до 30 дни
+node-status-refused = Отказани възли
+node-status-refused-none = От стартирането на този възел не е отказан нито един възел.
+node-status-store = Хранилището
+node-status-store-size = Размер на хранилището
+node-status-catalogue = Версия на каталога
+node-status-received = Получени съобщения
+node-status-outbox = Съобщения, чакащи потвърждение
+node-status-sent = Изпратени съобщения: { $status }
+node-status-cases = Преписки: { $state }
+node-status-rejections = Съобщения, отхвърлени от други възли, по причина
+node-status-rejections-none = Няма.

@@ -339,3 +339,24 @@ fate-overtaken-unknown = Předstiženo: dříve přišel jiný krok, proto tento
 delivery-queued = Ve frontě pro uzel { $node }
 delivery-delivered = Doručeno do uzlu { $node } s podepsaným potvrzením o přijetí
 delivery-rejected = Odmítnuto uzlem { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stav uzlu
+node-status-title = Stav uzlu
+node-status-intro = S jakými uzly je tento uzel spojen, co jiné uzly odmítly a co obsahuje jeho úložiště. Pro národní koordinátory země.
+node-status-peers = Nyní spojené uzly
+node-status-peers-none = Nyní není spojen žádný uzel.
+node-status-peer-node = Uzel
+node-status-peer-until = Certifikát platný do
+node-status-peer-expiring = končí do 30 dnů
+node-status-refused = Odmítnuté uzly
+node-status-refused-none = Od spuštění tohoto uzlu nebyl odmítnut žádný uzel.
+node-status-store = Úložiště
+node-status-store-size = Velikost úložiště
+node-status-catalogue = Verze katalogu
+node-status-received = Přijaté zprávy
+node-status-outbox = Zprávy čekající na potvrzení
+node-status-sent = Odeslané zprávy: { $status }
+node-status-cases = Případy: { $state }
+node-status-rejections = Zprávy odmítnuté jinými uzly podle důvodu
+node-status-rejections-none = Žádné.

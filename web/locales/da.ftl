@@ -334,3 +334,24 @@ fate-overtaken-unknown = Overhalet: et andet trin kom først, så dette trin ble
 delivery-queued = I kø til knuden { $node }
 delivery-delivered = Leveret til knuden { $node } med signeret kvittering
 delivery-rejected = Afvist af knuden { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Nodens status
+node-status-title = Nodens status
+node-status-intro = Hvilke noder denne node er forbundet med, hvad andre noder har afvist, og hvad dens lager indeholder. For landets nationale koordinatorer.
+node-status-peers = Forbundne noder
+node-status-peers-none = Ingen node er forbundet nu.
+node-status-peer-node = Knudepunkt
+node-status-peer-until = Certifikat gyldigt til
+node-status-peer-expiring = udløber inden for 30 dage
+node-status-refused = Afviste noder
+node-status-refused-none = Ingen node er blevet afvist, siden denne node startede.
+node-status-store = Lageret
+node-status-store-size = Lagerets størrelse
+node-status-catalogue = Katalogets version
+node-status-received = Modtagne meddelelser
+node-status-outbox = Meddelelser, der venter på kvittering
+node-status-sent = Sendte meddelelser: { $status }
+node-status-cases = Sager: { $state }
+node-status-rejections = Meddelelser afvist af andre noder, efter årsag
+node-status-rejections-none = Ingen.

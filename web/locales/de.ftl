@@ -334,3 +334,24 @@ fate-overtaken-unknown = Überholt: Ein anderer Schritt kam zuerst, daher wurde 
 delivery-queued = Zur Zustellung an Knoten { $node } eingereiht
 delivery-delivered = An Knoten { $node } zugestellt, mit signierter Empfangsbestätigung
 delivery-rejected = Von Knoten { $node } abgelehnt: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Knotenstatus
+node-status-title = Knotenstatus
+node-status-intro = Mit welchen Knoten dieser Knoten verbunden ist, was andere Knoten abgelehnt haben und was sein Speicher enthält. Für die nationalen Koordinatoren des Landes.
+node-status-peers = Jetzt verbundene Knoten
+node-status-peers-none = Derzeit ist kein Knoten verbunden.
+node-status-peer-node = Knoten
+node-status-peer-until = Zertifikat gültig bis
+node-status-peer-expiring = endet innerhalb von 30 Tagen
+node-status-refused = Abgewiesene Knoten
+node-status-refused-none = Seit dem Start dieses Knotens wurde kein Knoten abgewiesen.
+node-status-store = Der Speicher
+node-status-store-size = Größe des Speichers
+node-status-catalogue = Version des Katalogs
+node-status-received = Empfangene Nachrichten
+node-status-outbox = Nachrichten, die auf eine Empfangsbestätigung warten
+node-status-sent = Gesendete Nachrichten: { $status }
+node-status-cases = Vorgänge: { $state }
+node-status-rejections = Von anderen Knoten abgelehnte Nachrichten, nach Grund
+node-status-rejections-none = Keine.

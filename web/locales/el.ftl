@@ -334,3 +334,24 @@ fate-overtaken-unknown = Ξεπεράστηκε: προηγήθηκε άλλο �
 delivery-queued = Σε αναμονή για τον κόμβο { $node }
 delivery-delivered = Παραδόθηκε στον κόμβο { $node }, με υπογεγραμμένο αποδεικτικό παραλαβής
 delivery-rejected = Απορρίφθηκε από τον κόμβο { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Κατάσταση κόμβου
+node-status-title = Κατάσταση κόμβου
+node-status-intro = Με ποιους κόμβους συνδέεται αυτός ο κόμβος, τι απέρριψαν άλλοι κόμβοι και τι περιέχει η αποθήκη του. Για τους εθνικούς συντονιστές της χώρας.
+node-status-peers = Κόμβοι συνδεδεμένοι τώρα
+node-status-peers-none = Κανένας κόμβος δεν είναι συνδεδεμένος τώρα.
+node-status-peer-node = Κόμβος
+node-status-peer-until = Πιστοποιητικό έγκυρο έως
+node-status-peer-expiring = λήγει εντός 30 ημερών
+node-status-refused = Κόμβοι που απορρίφθηκαν
+node-status-refused-none = Κανένας κόμβος δεν απορρίφθηκε από την εκκίνηση αυτού του κόμβου.
+node-status-store = Η αποθήκη
+node-status-store-size = Μέγεθος της αποθήκης
+node-status-catalogue = Έκδοση του καταλόγου
+node-status-received = Ληφθέντα μηνύματα
+node-status-outbox = Μηνύματα που αναμένουν απόδειξη παραλαβής
+node-status-sent = Απεσταλμένα μηνύματα: { $status }
+node-status-cases = Υποθέσεις: { $state }
+node-status-rejections = Μηνύματα που απέρριψαν άλλοι κόμβοι, ανά αιτία
+node-status-rejections-none = Κανένα.

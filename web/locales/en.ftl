@@ -337,3 +337,24 @@ fate-overtaken-unknown = Overtaken: another step came first, so this step was no
 delivery-queued = Queued for node { $node }
 delivery-delivered = Delivered to node { $node }, with a signed receipt
 delivery-rejected = Rejected by node { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Node status
+node-status-title = Node status
+node-status-intro = What this node is linked to, what other nodes refused, and what its store holds. For the country's national coordinators.
+node-status-peers = Nodes linked now
+node-status-peers-none = No node is linked now.
+node-status-peer-node = Node
+node-status-peer-until = Certificate valid until
+node-status-peer-expiring = ends within 30 days
+node-status-refused = Nodes refused admission
+node-status-refused-none = No node has been refused since this node started.
+node-status-store = The store
+node-status-store-size = Size of the store
+node-status-catalogue = Catalogue version
+node-status-received = Messages received
+node-status-outbox = Messages waiting for a receipt
+node-status-sent = Messages sent: { $status }
+node-status-cases = Cases: { $state }
+node-status-rejections = Messages other nodes rejected, by reason
+node-status-rejections-none = None.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Superado: otro paso llegó antes, por lo que este paso 
 delivery-queued = En cola para el nodo { $node }
 delivery-delivered = Entregado al nodo { $node }, con acuse de recibo firmado
 delivery-rejected = Rechazado por el nodo { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Estado del nodo
+node-status-title = Estado del nodo
+node-status-intro = A qué nodos está conectado este nodo, qué han rechazado otros nodos y qué contiene su almacén. Para los coordinadores nacionales del país.
+node-status-peers = Nodos conectados ahora
+node-status-peers-none = Ningún nodo está conectado ahora.
+node-status-peer-node = Nodo
+node-status-peer-until = Certificado válido hasta
+node-status-peer-expiring = vence en menos de 30 días
+node-status-refused = Nodos rechazados
+node-status-refused-none = No se ha rechazado ningún nodo desde que se inició este nodo.
+node-status-store = El almacén
+node-status-store-size = Tamaño del almacén
+node-status-catalogue = Versión del catálogo
+node-status-received = Mensajes recibidos
+node-status-outbox = Mensajes a la espera de acuse de recibo
+node-status-sent = Mensajes enviados: { $status }
+node-status-cases = Casos: { $state }
+node-status-rejections = Mensajes rechazados por otros nodos, por motivo
+node-status-rejections-none = Ninguno.

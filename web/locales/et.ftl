@@ -334,3 +334,24 @@ fate-overtaken-unknown = Ennetatud: teine etapp jõudis enne, seega seda etappi 
 delivery-queued = Järjekorras sõlme { $node } jaoks
 delivery-delivered = Toimetatud sõlme { $node }, allkirjastatud kättesaamiskinnitusega
 delivery-rejected = Sõlm { $node } lükkas tagasi: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Sõlme olek
+node-status-title = Sõlme olek
+node-status-intro = Milliste sõlmedega see sõlm on ühendatud, mida teised sõlmed on tagasi lükanud ja mida selle andmehoidla sisaldab. Riigi riiklikele koordinaatoritele.
+node-status-peers = Praegu ühendatud sõlmed
+node-status-peers-none = Ühtegi sõlme pole praegu ühendatud.
+node-status-peer-node = Sõlm
+node-status-peer-until = Sertifikaat kehtib kuni
+node-status-peer-expiring = lõpeb 30 päeva jooksul
+node-status-refused = Tagasi lükatud sõlmed
+node-status-refused-none = Pärast selle sõlme käivitamist pole ühtegi sõlme tagasi lükatud.
+node-status-store = Andmehoidla
+node-status-store-size = Andmehoidla suurus
+node-status-catalogue = Kataloogi versioon
+node-status-received = Vastuvõetud sõnumid
+node-status-outbox = Kviitungit ootavad sõnumid
+node-status-sent = Saadetud sõnumid: { $status }
+node-status-cases = Asjad: { $state }
+node-status-rejections = Teiste sõlmede tagasi lükatud sõnumid põhjuse järgi
+node-status-rejections-none = Puuduvad.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Ohitettu: toinen vaihe tuli ensin, joten tätä vaihett
 delivery-queued = Jonossa solmuun { $node }
 delivery-delivered = Toimitettu solmuun { $node }, allekirjoitettu kuittaus vastaanotettu
 delivery-rejected = Solmu { $node } hylkäsi: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Solmun tila
+node-status-title = Solmun tila
+node-status-intro = Mihin solmuihin tämä solmu on yhteydessä, mitä muut solmut ovat hylänneet ja mitä sen tietovarasto sisältää. Maan kansallisille koordinaattoreille.
+node-status-peers = Yhdistetyt solmut
+node-status-peers-none = Yhtään solmua ei ole nyt yhdistetty.
+node-status-peer-node = Solmu
+node-status-peer-until = Varmenne voimassa
+node-status-peer-expiring = päättyy 30 päivän kuluessa
+node-status-refused = Hylätyt solmut
+node-status-refused-none = Yhtään solmua ei ole hylätty tämän solmun käynnistymisen jälkeen.
+node-status-store = Tietovarasto
+node-status-store-size = Tietovaraston koko
+node-status-catalogue = Luettelon versio
+node-status-received = Vastaanotetut viestit
+node-status-outbox = Kuittausta odottavat viestit
+node-status-sent = Lähetetyt viestit: { $status }
+node-status-cases = Asiat: { $state }
+node-status-rejections = Muiden solmujen hylkäämät viestit syyn mukaan
+node-status-rejections-none = Ei yhtään.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Devancé : une autre étape est arrivée en premier, ce
 delivery-queued = En attente d'envoi vers le nœud { $node }
 delivery-delivered = Remis au nœud { $node }, avec un accusé de réception signé
 delivery-rejected = Rejeté par le nœud { $node } : { $reason }
+
+# The node's status (national coordinators).
+nav-status = État du nœud
+node-status-title = État du nœud
+node-status-intro = À quels nœuds ce nœud est relié, ce que d’autres nœuds ont refusé et ce que contient son stockage. Pour les coordonnateurs nationaux du pays.
+node-status-peers = Nœuds reliés maintenant
+node-status-peers-none = Aucun nœud n’est relié pour l’instant.
+node-status-peer-node = Nœud
+node-status-peer-until = Certificat valable jusqu’au
+node-status-peer-expiring = expire dans les 30 jours
+node-status-refused = Nœuds refusés
+node-status-refused-none = Aucun nœud n’a été refusé depuis le démarrage de ce nœud.
+node-status-store = Le stockage
+node-status-store-size = Taille du stockage
+node-status-catalogue = Version du catalogue
+node-status-received = Messages reçus
+node-status-outbox = Messages en attente d’accusé de réception
+node-status-sent = Messages envoyés : { $status }
+node-status-cases = Dossiers : { $state }
+node-status-rejections = Messages rejetés par d’autres nœuds, par motif
+node-status-rejections-none = Aucun.

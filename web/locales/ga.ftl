@@ -343,3 +343,24 @@ fate-overtaken-unknown = Sáraithe: tháinig céim eile ar dtús, mar sin níor 
 delivery-queued = Sa scuaine do nód { $node }
 delivery-delivered = Seachadta chuig nód { $node }, le hadmháil shínithe
 delivery-rejected = Diúltaithe ag nód { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stádas an nóid
+node-status-title = Stádas an nóid
+node-status-intro = Na nóid a bhfuil an nód seo nasctha leo, an méid a dhiúltaigh nóid eile agus a bhfuil ina stóras. Do chomhordaitheoirí náisiúnta na tíre.
+node-status-peers = Nóid nasctha anois
+node-status-peers-none = Níl aon nód nasctha anois.
+node-status-peer-node = Nód
+node-status-peer-until = Deimhniú bailí go dtí
+node-status-peer-expiring = dul in éag laistigh de 30 lá
+node-status-refused = Nóid a diúltaíodh
+node-status-refused-none = Níor diúltaíodh aon nód ó thosaigh an nód seo.
+node-status-store = An stóras
+node-status-store-size = Méid an stórais
+node-status-catalogue = Leagan an chatalóige
+node-status-received = Teachtaireachtaí a fuarthas
+node-status-outbox = Teachtaireachtaí ag fanacht le hadmháil
+node-status-sent = Teachtaireachtaí seolta: { $status }
+node-status-cases = Cásanna: { $state }
+node-status-rejections = Teachtaireachtaí a dhiúltaigh nóid eile, de réir cúise
+node-status-rejections-none = Dada.

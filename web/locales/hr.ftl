@@ -337,3 +337,24 @@ fate-overtaken-unknown = Preduhitreno: drugi se korak dogodio prije, pa ovaj kor
 delivery-queued = U redu čekanja za čvor { $node }
 delivery-delivered = Isporučeno čvoru { $node }, s potpisanom potvrdom primitka
 delivery-rejected = Čvor { $node } odbio je: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stanje čvora
+node-status-title = Stanje čvora
+node-status-intro = S kojim je čvorovima ovaj čvor povezan, što su drugi čvorovi odbili i što sadrži njegova pohrana. Za nacionalne koordinatore zemlje.
+node-status-peers = Trenutačno povezani čvorovi
+node-status-peers-none = Trenutačno nije povezan nijedan čvor.
+node-status-peer-node = Čvor
+node-status-peer-until = Certifikat vrijedi do
+node-status-peer-expiring = istječe u roku od 30 dana
+node-status-refused = Odbijeni čvorovi
+node-status-refused-none = Otkad je ovaj čvor pokrenut, nijedan čvor nije odbijen.
+node-status-store = Pohrana
+node-status-store-size = Veličina pohrane
+node-status-catalogue = Inačica kataloga
+node-status-received = Primljene poruke
+node-status-outbox = Poruke koje čekaju potvrdu
+node-status-sent = Poslane poruke: { $status }
+node-status-cases = Predmeti: { $state }
+node-status-rejections = Poruke koje su drugi čvorovi odbili, prema razlogu
+node-status-rejections-none = Nema.

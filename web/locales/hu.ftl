@@ -334,3 +334,24 @@ fate-overtaken-unknown = Megelőzve: egy másik lépés korábban történt, ez�
 delivery-queued = Sorban áll a(z) { $node } csomópont felé
 delivery-delivered = Kézbesítve a(z) { $node } csomópontnak, aláírt átvételi elismervénnyel
 delivery-rejected = A(z) { $node } csomópont elutasította: { $reason }
+
+# The node's status (national coordinators).
+nav-status = A csomópont állapota
+node-status-title = A csomópont állapota
+node-status-intro = Mely csomópontokhoz kapcsolódik ez a csomópont, mit utasítottak el más csomópontok, és mit tartalmaz a tárolója. Az ország nemzeti koordinátorainak.
+node-status-peers = Most kapcsolódó csomópontok
+node-status-peers-none = Most egyetlen csomópont sem kapcsolódik.
+node-status-peer-node = Csomópont
+node-status-peer-until = A tanúsítvány érvényes eddig
+node-status-peer-expiring = 30 napon belül lejár
+node-status-refused = Elutasított csomópontok
+node-status-refused-none = A csomópont indulása óta egyetlen csomópontot sem utasítottak el.
+node-status-store = A tároló
+node-status-store-size = A tároló mérete
+node-status-catalogue = A katalógus verziója
+node-status-received = Fogadott üzenetek
+node-status-outbox = Visszaigazolásra váró üzenetek
+node-status-sent = Elküldött üzenetek: { $status }
+node-status-cases = Ügyek: { $state }
+node-status-rejections = Más csomópontok által elutasított üzenetek, ok szerint
+node-status-rejections-none = Nincs.

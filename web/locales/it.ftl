@@ -334,3 +334,24 @@ fate-overtaken-unknown = Superato: un altro passaggio è arrivato prima, quindi 
 delivery-queued = In coda per il nodo { $node }
 delivery-delivered = Consegnato al nodo { $node }, con ricevuta firmata
 delivery-rejected = Rifiutato dal nodo { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stato del nodo
+node-status-title = Stato del nodo
+node-status-intro = A quali nodi è collegato questo nodo, che cosa hanno rifiutato altri nodi e che cosa contiene il suo archivio. Per i coordinatori nazionali del paese.
+node-status-peers = Nodi collegati ora
+node-status-peers-none = Nessun nodo è collegato ora.
+node-status-peer-node = Nodo
+node-status-peer-until = Certificato valido fino al
+node-status-peer-expiring = scade entro 30 giorni
+node-status-refused = Nodi respinti
+node-status-refused-none = Nessun nodo è stato respinto dall’avvio di questo nodo.
+node-status-store = L’archivio
+node-status-store-size = Dimensione dell’archivio
+node-status-catalogue = Versione del catalogo
+node-status-received = Messaggi ricevuti
+node-status-outbox = Messaggi in attesa di ricevuta
+node-status-sent = Messaggi inviati: { $status }
+node-status-cases = Pratiche: { $state }
+node-status-rejections = Messaggi respinti da altri nodi, per motivo
+node-status-rejections-none = Nessuno.

@@ -339,3 +339,24 @@ fate-overtaken-unknown = Aplenkta: pirmiau įvyko kitas veiksmas, todėl šis ve
 delivery-queued = Eilėje į mazgą { $node }
 delivery-delivered = Pristatyta į mazgą { $node }, su pasirašytu gavimo patvirtinimu
 delivery-rejected = Mazgas { $node } atmetė: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Mazgo būsena
+node-status-title = Mazgo būsena
+node-status-intro = Su kuriais mazgais šis mazgas sujungtas, ką kiti mazgai atmetė ir ką talpina jo saugykla. Šalies nacionaliniams koordinatoriams.
+node-status-peers = Dabar sujungti mazgai
+node-status-peers-none = Šiuo metu nesujungtas joks mazgas.
+node-status-peer-node = Mazgas
+node-status-peer-until = Sertifikatas galioja iki
+node-status-peer-expiring = baigiasi per 30 dienų
+node-status-refused = Atmesti mazgai
+node-status-refused-none = Nuo šio mazgo paleidimo nebuvo atmestas joks mazgas.
+node-status-store = Saugykla
+node-status-store-size = Saugyklos dydis
+node-status-catalogue = Katalogo versija
+node-status-received = Gauti pranešimai
+node-status-outbox = Pranešimai, laukiantys patvirtinimo
+node-status-sent = Išsiųsti pranešimai: { $status }
+node-status-cases = Bylos: { $state }
+node-status-rejections = Kitų mazgų atmesti pranešimai pagal priežastį
+node-status-rejections-none = Nėra.

@@ -337,3 +337,24 @@ fate-overtaken-unknown = Apsteigts: vispirms notika cita darbība, tāpēc šī 
 delivery-queued = Rindā uz mezglu { $node }
 delivery-delivered = Piegādāts mezglam { $node } ar parakstītu saņemšanas apliecinājumu
 delivery-rejected = Mezgls { $node } noraidīja: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Mezgla statuss
+node-status-title = Mezgla statuss
+node-status-intro = Ar kuriem mezgliem šis mezgls ir savienots, ko citi mezgli ir noraidījuši un ko satur tā krātuve. Valsts nacionālajiem koordinatoriem.
+node-status-peers = Pašlaik savienotie mezgli
+node-status-peers-none = Pašlaik neviens mezgls nav savienots.
+node-status-peer-node = Mezgls
+node-status-peer-until = Sertifikāts derīgs līdz
+node-status-peer-expiring = beidzas 30 dienu laikā
+node-status-refused = Noraidītie mezgli
+node-status-refused-none = Kopš šī mezgla palaišanas neviens mezgls nav noraidīts.
+node-status-store = Krātuve
+node-status-store-size = Krātuves lielums
+node-status-catalogue = Kataloga versija
+node-status-received = Saņemtie ziņojumi
+node-status-outbox = Ziņojumi, kas gaida apstiprinājumu
+node-status-sent = Nosūtītie ziņojumi: { $status }
+node-status-cases = Lietas: { $state }
+node-status-rejections = Citu mezglu noraidītie ziņojumi pēc iemesla
+node-status-rejections-none = Nav.

@@ -342,3 +342,24 @@ fate-overtaken-unknown = Maqbuż: pass ieħor ġie l-ewwel, għalhekk dan il-pas
 delivery-queued = Fil-kju għan-nodu { $node }
 delivery-delivered = Ikkonsenjat lin-nodu { $node }, b'irċevuta ffirmata
 delivery-rejected = Irrifjutat min-nodu { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Status tan-nodu
+node-status-title = Status tan-nodu
+node-status-intro = Ma’ liema nodi huwa konness dan in-nodu, x’ċaħdu nodi oħra u x’fih il-ħażna tiegħu. Għall-koordinaturi nazzjonali tal-pajjiż.
+node-status-peers = Nodi konnessi issa
+node-status-peers-none = L-ebda nodu mhu konness issa.
+node-status-peer-node = Nodu
+node-status-peer-until = Ċertifikat validu sa
+node-status-peer-expiring = jiskadi fi żmien 30 jum
+node-status-refused = Nodi miċħuda
+node-status-refused-none = L-ebda nodu ma ġie miċħud minn meta beda dan in-nodu.
+node-status-store = Il-ħażna
+node-status-store-size = Id-daqs tal-ħażna
+node-status-catalogue = Il-verżjoni tal-katalgu
+node-status-received = Messaġġi riċevuti
+node-status-outbox = Messaġġi li qed jistennew irċevuta
+node-status-sent = Messaġġi mibgħuta: { $status }
+node-status-cases = Każijiet: { $state }
+node-status-rejections = Messaġġi miċħuda minn nodi oħra, skont ir-raġuni
+node-status-rejections-none = Xejn.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Achterhaald: een andere stap kwam eerst, dus deze stap 
 delivery-queued = In de wachtrij voor knooppunt { $node }
 delivery-delivered = Afgeleverd bij knooppunt { $node }, met een ondertekend ontvangstbewijs
 delivery-rejected = Geweigerd door knooppunt { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Status van het knooppunt
+node-status-title = Status van het knooppunt
+node-status-intro = Met welke knooppunten dit knooppunt verbonden is, wat andere knooppunten weigerden en wat de opslag bevat. Voor de nationale coördinatoren van het land.
+node-status-peers = Nu verbonden knooppunten
+node-status-peers-none = Er is nu geen knooppunt verbonden.
+node-status-peer-node = Knooppunt
+node-status-peer-until = Certificaat geldig tot
+node-status-peer-expiring = verloopt binnen 30 dagen
+node-status-refused = Geweigerde knooppunten
+node-status-refused-none = Sinds de start van dit knooppunt is geen knooppunt geweigerd.
+node-status-store = De opslag
+node-status-store-size = Grootte van de opslag
+node-status-catalogue = Versie van de catalogus
+node-status-received = Ontvangen berichten
+node-status-outbox = Berichten die op een ontvangstbewijs wachten
+node-status-sent = Verzonden berichten: { $status }
+node-status-cases = Zaken: { $state }
+node-status-rejections = Door andere knooppunten geweigerde berichten, per reden
+node-status-rejections-none = Geen.

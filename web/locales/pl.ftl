@@ -339,3 +339,24 @@ fate-overtaken-unknown = Wyprzedzone: inny krok nastąpił wcześniej, więc ten
 delivery-queued = W kolejce do węzła { $node }
 delivery-delivered = Doręczono do węzła { $node } z podpisanym potwierdzeniem odbioru
 delivery-rejected = Odrzucone przez węzeł { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stan węzła
+node-status-title = Stan węzła
+node-status-intro = Z jakimi węzłami ten węzeł jest połączony, co odrzuciły inne węzły i co zawiera jego magazyn. Dla krajowych koordynatorów państwa.
+node-status-peers = Węzły połączone teraz
+node-status-peers-none = Żaden węzeł nie jest teraz połączony.
+node-status-peer-node = Węzeł
+node-status-peer-until = Certyfikat ważny do
+node-status-peer-expiring = wygasa w ciągu 30 dni
+node-status-refused = Odrzucone węzły
+node-status-refused-none = Od uruchomienia tego węzła nie odrzucono żadnego węzła.
+node-status-store = Magazyn
+node-status-store-size = Rozmiar magazynu
+node-status-catalogue = Wersja katalogu
+node-status-received = Odebrane wiadomości
+node-status-outbox = Wiadomości czekające na potwierdzenie
+node-status-sent = Wysłane wiadomości: { $status }
+node-status-cases = Sprawy: { $state }
+node-status-rejections = Wiadomości odrzucone przez inne węzły, według powodu
+node-status-rejections-none = Brak.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Ultrapassado: outra etapa chegou primeiro, pelo que est
 delivery-queued = Em fila de espera para o nó { $node }
 delivery-delivered = Entregue ao nó { $node }, com aviso de receção assinado
 delivery-rejected = Rejeitado pelo nó { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Estado do nó
+node-status-title = Estado do nó
+node-status-intro = A que nós este nó está ligado, o que outros nós recusaram e o que o seu armazenamento contém. Para os coordenadores nacionais do país.
+node-status-peers = Nós ligados agora
+node-status-peers-none = Nenhum nó está ligado agora.
+node-status-peer-node = Nó
+node-status-peer-until = Certificado válido até
+node-status-peer-expiring = termina dentro de 30 dias
+node-status-refused = Nós recusados
+node-status-refused-none = Nenhum nó foi recusado desde que este nó arrancou.
+node-status-store = O armazenamento
+node-status-store-size = Tamanho do armazenamento
+node-status-catalogue = Versão do catálogo
+node-status-received = Mensagens recebidas
+node-status-outbox = Mensagens à espera de recibo
+node-status-sent = Mensagens enviadas: { $status }
+node-status-cases = Processos: { $state }
+node-status-rejections = Mensagens rejeitadas por outros nós, por motivo
+node-status-rejections-none = Nenhuma.

@@ -337,3 +337,24 @@ fate-overtaken-unknown = Depășit: o altă etapă a avut loc mai întâi, deci 
 delivery-queued = În așteptare pentru nodul { $node }
 delivery-delivered = Livrat nodului { $node }, cu confirmare de primire semnată
 delivery-rejected = Respins de nodul { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Starea nodului
+node-status-title = Starea nodului
+node-status-intro = La ce noduri este conectat acest nod, ce au refuzat alte noduri și ce conține stocarea sa. Pentru coordonatorii naționali ai țării.
+node-status-peers = Noduri conectate acum
+node-status-peers-none = Niciun nod nu este conectat acum.
+node-status-peer-node = Nod
+node-status-peer-until = Certificat valabil până la
+node-status-peer-expiring = expiră în 30 de zile
+node-status-refused = Noduri refuzate
+node-status-refused-none = Niciun nod nu a fost refuzat de la pornirea acestui nod.
+node-status-store = Stocarea
+node-status-store-size = Dimensiunea stocării
+node-status-catalogue = Versiunea catalogului
+node-status-received = Mesaje primite
+node-status-outbox = Mesaje care așteaptă confirmarea de primire
+node-status-sent = Mesaje trimise: { $status }
+node-status-cases = Cazuri: { $state }
+node-status-rejections = Mesaje respinse de alte noduri, după motiv
+node-status-rejections-none = Niciunul.

@@ -339,3 +339,24 @@ fate-overtaken-unknown = Predbehnuté: skôr prišiel iný krok, preto sa tento 
 delivery-queued = V poradí na odoslanie do uzla { $node }
 delivery-delivered = Doručené do uzla { $node } s podpísaným potvrdením o prijatí
 delivery-rejected = Odmietnuté uzlom { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stav uzla
+node-status-title = Stav uzla
+node-status-intro = S akými uzlami je tento uzol spojený, čo iné uzly odmietli a čo obsahuje jeho úložisko. Pre národných koordinátorov krajiny.
+node-status-peers = Teraz spojené uzly
+node-status-peers-none = Teraz nie je spojený žiadny uzol.
+node-status-peer-node = Uzol
+node-status-peer-until = Certifikát platný do
+node-status-peer-expiring = končí do 30 dní
+node-status-refused = Odmietnuté uzly
+node-status-refused-none = Od spustenia tohto uzla nebol odmietnutý žiadny uzol.
+node-status-store = Úložisko
+node-status-store-size = Veľkosť úložiska
+node-status-catalogue = Verzia katalógu
+node-status-received = Prijaté správy
+node-status-outbox = Správy čakajúce na potvrdenie
+node-status-sent = Odoslané správy: { $status }
+node-status-cases = Prípady: { $state }
+node-status-rejections = Správy odmietnuté inými uzlami podľa dôvodu
+node-status-rejections-none = Žiadne.

@@ -340,3 +340,24 @@ fate-overtaken-unknown = Prehiteno: prej je bil izveden drug korak, zato ta kora
 delivery-queued = V čakalni vrsti za vozlišče { $node }
 delivery-delivered = Dostavljeno v vozlišče { $node } s podpisanim potrdilom o prejemu
 delivery-rejected = Vozlišče { $node } je zavrnilo: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Stanje vozlišča
+node-status-title = Stanje vozlišča
+node-status-intro = S katerimi vozlišči je to vozlišče povezano, kaj so druga vozlišča zavrnila in kaj vsebuje njegova shramba. Za nacionalne koordinatorje države.
+node-status-peers = Zdaj povezana vozlišča
+node-status-peers-none = Zdaj ni povezano nobeno vozlišče.
+node-status-peer-node = Vozlišče
+node-status-peer-until = Potrdilo velja do
+node-status-peer-expiring = poteče v 30 dneh
+node-status-refused = Zavrnjena vozlišča
+node-status-refused-none = Od zagona tega vozlišča ni bilo zavrnjeno nobeno vozlišče.
+node-status-store = Shramba
+node-status-store-size = Velikost shrambe
+node-status-catalogue = Različica kataloga
+node-status-received = Prejeta sporočila
+node-status-outbox = Sporočila, ki čakajo na potrdilo
+node-status-sent = Poslana sporočila: { $status }
+node-status-cases = Zadeve: { $state }
+node-status-rejections = Sporočila, ki so jih zavrnila druga vozlišča, po razlogu
+node-status-rejections-none = Nobeno.

@@ -334,3 +334,24 @@ fate-overtaken-unknown = Överspelad: ett annat steg kom först, så det här st
 delivery-queued = I kö till noden { $node }
 delivery-delivered = Levererad till noden { $node }, med signerat mottagningskvitto
 delivery-rejected = Avvisad av noden { $node }: { $reason }
+
+# The node's status (national coordinators).
+nav-status = Nodens status
+node-status-title = Nodens status
+node-status-intro = Vilka noder denna nod är ansluten till, vad andra noder har avvisat och vad dess lager innehåller. För landets nationella samordnare.
+node-status-peers = Anslutna noder
+node-status-peers-none = Ingen nod är ansluten nu.
+node-status-peer-node = Nod
+node-status-peer-until = Certifikatet giltigt till
+node-status-peer-expiring = upphör inom 30 dagar
+node-status-refused = Noder som nekats anslutning
+node-status-refused-none = Ingen nod har nekats sedan denna nod startade.
+node-status-store = Lagret
+node-status-store-size = Lagrets storlek
+node-status-catalogue = Katalogens version
+node-status-received = Mottagna meddelanden
+node-status-outbox = Meddelanden som väntar på kvitto
+node-status-sent = Skickade meddelanden: { $status }
+node-status-cases = Ärenden: { $state }
+node-status-rejections = Meddelanden som andra noder avvisat, efter orsak
+node-status-rejections-none = Inga.

@@ -451,6 +451,40 @@ pub enum IdempotencyClaim {
     Mismatch,
 }
 
+/// The node as its national coordinator watches it: the nodes it is
+/// linked to and until when their certificates hold, what its store
+/// holds, and what other nodes refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatusView {
+    /// The catalogue's version.
+    pub catalogue_version: String,
+    /// The store file's size in bytes.
+    pub store_bytes: u64,
+    /// The nodes linked now, admitted both ways.
+    pub peers: Vec<PeerStatusView>,
+    /// Nodes refused admission since the node started, with the reason.
+    pub refused: Vec<(String, String)>,
+    /// Cases by state, in words.
+    pub cases: Vec<(String, u64)>,
+    /// Messages sent, by status (`pending`, `accepted`, `rejected`).
+    pub sent: Vec<(String, u64)>,
+    /// Messages other nodes rejected, by the code of their reason.
+    pub rejections: Vec<(String, u64)>,
+    /// Messages received.
+    pub received: u64,
+    /// Messages waiting for their receipt.
+    pub outbox: u64,
+}
+
+/// A node linked now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatusView {
+    /// Its address (`PT/pt-1`).
+    pub node: String,
+    /// When its certificate stops being valid.
+    pub certificate_until: Timestamp,
+}
+
 /// Why the node could not do what the UI asked. The one error of this
 /// boundary; [`crate::WebError`] maps it to HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -607,6 +641,10 @@ pub trait NodeInterface: Send + Sync + 'static {
         key: &str,
         response: Option<KeptResponse>,
     ) -> Result<(), NodeError>;
+
+    /// The node's status, for a national coordinator of its country (else
+    /// [`NodeError::NotAllowed`]).
+    async fn node_status(&self, user: UserId) -> Result<NodeStatusView, NodeError>;
 
     /// A stored session, unless missing or expired.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;

@@ -57,9 +57,9 @@ pub use i18n::{Locales, Tr, from_accept_language, negotiate};
 pub use interface::{
     ApiTokenView, AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind,
     HelpdeskContactView, HelpdeskView, HistoryItem, IdempotencyClaim, KeptResponse, NewApiToken,
-    NewRequest, NodeError, NodeInfo, NodeInterface, Official, PartyName, RegisterView,
-    RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate, StoredSession, TaskEmailChoice,
-    TaskFilter, TaskList, TaskQuery, TaskView,
+    NewRequest, NodeError, NodeInfo, NodeInterface, NodeStatusView, Official, PartyName,
+    PeerStatusView, RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate,
+    StoredSession, TaskEmailChoice, TaskFilter, TaskList, TaskQuery, TaskView,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};

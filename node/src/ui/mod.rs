@@ -22,8 +22,9 @@ use imi_protocol::{
 use imi_search::{Filters, Query};
 use imi_web::{
     ApiTokenView, AuthorityPage, CompetenceView, EntryKind, HelpdeskContactView, HelpdeskView,
-    IdempotencyClaim, KeptResponse, NewApiToken, NodeError, NodeInfo, NodeInterface, Official,
-    RegisterView, SearchHit, SearchPage, SearchQuery, StoredSession,
+    IdempotencyClaim, KeptResponse, NewApiToken, NodeError, NodeInfo, NodeInterface,
+    NodeStatusView, Official, PeerStatusView, RegisterView, SearchHit, SearchPage, SearchQuery,
+    StoredSession,
 };
 use tracing::warn;
 
@@ -57,6 +58,7 @@ pub struct NodeUi {
     store: Store,
     cases: CaseDesk,
     catalogue: Arc<Catalogue>,
+    net: crate::net::NetworkHandle,
 }
 
 impl std::fmt::Debug for NodeUi {
@@ -89,6 +91,7 @@ impl NodeUi {
             store: node.store().clone(),
             cases: node.cases(),
             catalogue: Arc::new(Catalogue::builtin().clone()),
+            net: node.net().clone(),
         })
     }
 
@@ -547,6 +550,54 @@ impl NodeInterface for NodeUi {
         idempotency::keep(&self.store, user, key, response)
             .await
             .map_err(key_error)
+    }
+
+    async fn node_status(&self, user: UserId) -> Result<NodeStatusView, NodeError> {
+        let official = self.official(user).await?;
+        let coordinator = official
+            .access
+            .values()
+            .any(|roles| roles.contains(&imi_protocol::Role::NationalCoordinator));
+        if !coordinator {
+            return Err(NodeError::NotAllowed(
+                "the node's status is for its national coordinators".into(),
+            ));
+        }
+        let store = self.store.clone();
+        let status = tokio::task::spawn_blocking(move || crate::status::StoreStatus::of(&store))
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let mut peers: Vec<PeerStatusView> = self
+            .net
+            .peers()
+            .await
+            .into_iter()
+            .map(|p| PeerStatusView {
+                node: p.address.to_string(),
+                certificate_until: Timestamp::from_millis(p.valid_until_ms),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.node.cmp(&b.node));
+        let refused = self
+            .net
+            .refusals()
+            .await
+            .into_iter()
+            .map(|r| (r.peer.to_string(), r.reason))
+            .collect();
+        let store_bytes = std::fs::metadata(self.store.path()).map_or(0, |m| m.len());
+        Ok(NodeStatusView {
+            catalogue_version: self.catalogue.version().to_owned(),
+            store_bytes,
+            peers,
+            refused,
+            cases: status.cases.into_iter().collect(),
+            sent: status.sent.into_iter().collect(),
+            rejections: status.rejections.into_iter().collect(),
+            received: status.received,
+            outbox: status.outbox,
+        })
     }
 
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {

@@ -12,6 +12,7 @@ pub(crate) mod questions;
 mod requests;
 mod search;
 mod sign_in;
+mod status;
 mod tasks;
 
 use askama::Template;
@@ -86,6 +87,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(tasks::routes())
         .merge(requests::routes())
         .merge(cases::routes())
+        .merge(status::routes())
         .fallback(not_found)
 }
 
@@ -153,6 +155,8 @@ pub(crate) struct Chrome {
     pub(crate) back: Option<String>,
     /// A confirmation to show.
     pub(crate) notice: Option<String>,
+    /// The user is a national coordinator (the node's status is theirs).
+    pub(crate) coordinator: bool,
 }
 
 impl Chrome {
@@ -173,6 +177,11 @@ impl Chrome {
                 .collect(),
             back: None,
             notice: None,
+            coordinator: ctx.official.as_ref().is_some_and(|o| {
+                o.access
+                    .values()
+                    .any(|roles| roles.contains(&imi_protocol::Role::NationalCoordinator))
+            }),
         }
     }
 
