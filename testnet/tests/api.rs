@@ -770,6 +770,23 @@ async fn a_national_system_carries_the_seed_request_through_the_api_alone() -> R
         None,
     )?;
 
+    // The node's status is its national coordinators', not an official's.
+    finn.get("/api/v1/status", "/api/v1/status")
+        .await?
+        .problem(StatusCode::FORBIDDEN, "forbidden", None)?;
+    let coordinator = client(&fi_web, token(&fi_ui, fi, "coordinator").await?);
+    let status = coordinator
+        .get("/api/v1/status", "/api/v1/status")
+        .await?
+        .json()?;
+    assert!(
+        status["peers"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["node"] == "PT/pt-1")),
+        "{status}"
+    );
+    assert!(status["sent"]["accepted"].as_u64() >= Some(1), "{status}");
+
     // Addresses and methods the API does not have.
     finn.get("/api/v1/nothing-here", "/api/v1/nothing-here")
         .await?

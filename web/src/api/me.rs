@@ -10,7 +10,8 @@ use super::ApiState;
 use super::cases::party_out;
 use super::extract::{ApiJson, Caller};
 use super::model::{
-    LanguageIn, MeOut, NewTokenIn, NewTokenOut, NotificationsIo, PasswordIn, TokenOut,
+    LanguageIn, MeOut, NewTokenIn, NewTokenOut, NodeStatusOut, NotificationsIo, PasswordIn,
+    PeerOut, RefusedOut, TokenOut,
 };
 use super::problem::{ApiError, Problem};
 use crate::interface::{ApiTokenView, NodeError, PartyName};
@@ -273,4 +274,45 @@ pub(crate) async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     state.node.revoke_api_token(official.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The node's status, for its national coordinators.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "profile",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The nodes linked now, admissions refused, what the store holds", body = NodeStatusOut),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The user is not a national coordinator", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn node_status(
+    State(state): State<ApiState>,
+    Caller(official): Caller,
+) -> Result<Json<NodeStatusOut>, ApiError> {
+    let status = state.node.node_status(official.id).await?;
+    Ok(Json(NodeStatusOut {
+        catalogue_version: status.catalogue_version,
+        store_bytes: status.store_bytes,
+        peers: status
+            .peers
+            .into_iter()
+            .map(|p| PeerOut {
+                node: p.node,
+                certificate_until: p.certificate_until.to_string(),
+            })
+            .collect(),
+        refused: status
+            .refused
+            .into_iter()
+            .map(|(peer, reason)| RefusedOut { peer, reason })
+            .collect(),
+        cases: status.cases.into_iter().collect(),
+        sent: status.sent.into_iter().collect(),
+        rejections: status.rejections.into_iter().collect(),
+        received: status.received,
+        outbox: status.outbox,
+    }))
 }

@@ -782,3 +782,47 @@ pub(crate) struct NewTokenOut {
     /// The bearer secret; it is not shown again.
     pub(crate) secret: String,
 }
+
+/// The node's status, for its national coordinators.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"catalogue_version": "2025.1", "store_bytes": 290816, "peers": [{"node": "PT/pt-1", "certificate_until": "2027-12-03T20:41:00.000Z"}], "refused": [], "cases": {"sent": 3}, "sent": {"accepted": 12}, "rejections": {}, "received": 9, "outbox": 0}))]
+pub(crate) struct NodeStatusOut {
+    /// The catalogue's version.
+    pub(crate) catalogue_version: String,
+    /// The store file's size in bytes.
+    pub(crate) store_bytes: u64,
+    /// The nodes linked now.
+    pub(crate) peers: Vec<PeerOut>,
+    /// Nodes refused admission since the node started: peer id and why.
+    pub(crate) refused: Vec<RefusedOut>,
+    /// Cases by state.
+    pub(crate) cases: BTreeMap<String, u64>,
+    /// Messages sent, by status.
+    pub(crate) sent: BTreeMap<String, u64>,
+    /// Messages other nodes rejected, by the code of their reason.
+    pub(crate) rejections: BTreeMap<String, u64>,
+    /// Messages received.
+    pub(crate) received: u64,
+    /// Messages waiting for their receipt.
+    pub(crate) outbox: u64,
+}
+
+/// A node linked now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"node": "PT/pt-1", "certificate_until": "2027-12-03T20:41:00.000Z"}))]
+pub(crate) struct PeerOut {
+    /// Its address.
+    pub(crate) node: String,
+    /// When its certificate ends.
+    pub(crate) certificate_until: String,
+}
+
+/// A node refused admission.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"peer": "12D3KooWExample", "reason": "its certificate is revoked"}))]
+pub(crate) struct RefusedOut {
+    /// Its libp2p peer id.
+    pub(crate) peer: String,
+    /// Why.
+    pub(crate) reason: String,
+}
