@@ -63,7 +63,8 @@ struct DemoAuthority {
     city: &'static str,
     email: &'static str,
     languages: &'static [Language],
-    /// Login, name, language, roles in professional qualifications.
+    /// Login, name, language, roles: in professional qualifications, or
+    /// for every area for the authority administrator role.
     people: &'static [(&'static str, &'static str, Language, &'static [Role])],
 }
 
@@ -90,12 +91,20 @@ const DEMO_AUTHORITIES: &[DemoAuthority] = &[
         city: "Helsinki",
         email: "imi@valvira.fi.example",
         languages: &[Language::Fi, Language::Sv, Language::En],
-        people: &[(
-            "fi-official",
-            "Aino Virtanen",
-            Language::Fi,
-            &[Role::RequestHandler],
-        )],
+        people: &[
+            (
+                "fi-official",
+                "Aino Virtanen",
+                Language::Fi,
+                &[Role::RequestHandler],
+            ),
+            (
+                "fi-admin",
+                "Mikko Laine",
+                Language::Fi,
+                &[Role::AuthorityAdministrator],
+            ),
+        ],
     },
     DemoAuthority {
         country: Country::Pt,
@@ -201,7 +210,15 @@ pub async fn demo_people(node: &Node<CaseApp>, coordinator: &str) -> Result<Vec<
         let authority_name = demo.names[0].1.to_owned();
         for (login, name, language, roles) in demo.people {
             let roles: BTreeSet<Role> = roles.iter().copied().collect();
-            let access: Access = [(PQ.to_owned(), roles.clone())].into();
+            let (everywhere, in_area): (BTreeSet<Role>, BTreeSet<Role>) = roles
+                .iter()
+                .partition(|r| **r == Role::AuthorityAdministrator);
+            let mut access = Access::new();
+            for (area, held) in [(ALL_AREAS, &everywhere), (PQ, &in_area)] {
+                if !held.is_empty() {
+                    access.insert(area.to_owned(), held.clone());
+                }
+            }
             admin
                 .add_user(
                     &acting,
@@ -225,7 +242,14 @@ pub async fn demo_people(node: &Node<CaseApp>, coordinator: &str) -> Result<Vec<
                 authority: authority_name.clone(),
                 roles: roles
                     .iter()
-                    .map(|r| format!("{r} ({PQ})"))
+                    .map(|r| {
+                        let area = if everywhere.contains(r) {
+                            "every area"
+                        } else {
+                            PQ
+                        };
+                        format!("{r} ({area})")
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             });

@@ -79,6 +79,7 @@ impl From<NodeError> for WebError {
                 WebError::BadRequest(reason)
             }
             NodeError::Unavailable(reason) => WebError::Unavailable(reason),
+            NodeError::UserRefused { reason, .. } => WebError::BadRequest(reason),
         }
     }
 }

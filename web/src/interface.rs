@@ -485,6 +485,100 @@ pub struct PeerStatusView {
     pub certificate_until: Timestamp,
 }
 
+/// A user of an authority, as its administrator sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedUser {
+    /// The user.
+    pub id: UserId,
+    /// Sign-in name.
+    pub login: String,
+    /// Full name, as written.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// The language of their pages.
+    pub language: Language,
+    /// Roles per legislative area (`*` for every area).
+    pub access: BTreeMap<String, BTreeSet<Role>>,
+    /// Whether they may sign in.
+    pub active: bool,
+    /// When the account was created.
+    pub created: Timestamp,
+    /// Their last sign-in, if any.
+    pub last_sign_in: Option<Timestamp>,
+}
+
+/// A legislative area of the authority where fewer than two active users
+/// handle requests: nobody stands in for the one who does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubstituteGap {
+    /// The area.
+    pub area: AreaKey,
+    /// Active users holding the request-handler or allocator role there.
+    pub handlers: usize,
+}
+
+/// The users of the administrator's authority and what needs their care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityUsers {
+    /// The authority.
+    pub authority: AuthorityId,
+    /// Its names, per language.
+    pub authority_names: BTreeMap<Language, String>,
+    /// The legislative areas it is competent in, the only ones its users
+    /// hold roles in.
+    pub areas: Vec<AreaKey>,
+    /// Every account, active or not, oldest first.
+    pub users: Vec<ManagedUser>,
+    /// Areas lacking a substitute.
+    pub gaps: Vec<SubstituteGap>,
+    /// Active users who have not signed in for [`INACTIVE_DAYS`] days (or,
+    /// never signed in, were created longer ago), longest idle first.
+    pub inactive: Vec<UserId>,
+}
+
+/// After how many days without a sign-in a user is listed as inactive.
+pub const INACTIVE_DAYS: u64 = 90;
+
+/// A user account an administrator creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDraft {
+    /// Sign-in name.
+    pub login: String,
+    /// Full name.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// The language of their pages.
+    pub language: Language,
+    /// Roles per legislative area (`*` for every area).
+    pub access: BTreeMap<String, BTreeSet<Role>>,
+    /// Their first password, which they then change.
+    pub password: String,
+}
+
+/// Why the node refused a user form: which field is at fault, so the page
+/// can say so next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRefusal {
+    /// The login is taken by another account of the node.
+    DuplicateLogin,
+    /// The login is not one the node accepts.
+    BadLogin,
+    /// The name is blank or too long.
+    BadName,
+    /// The email address is not one.
+    BadEmail,
+    /// The password does not meet the node's policy.
+    WeakPassword,
+    /// Roles the authority cannot hold (an area it is not competent in, a
+    /// role only the national coordinator gives).
+    BadRoles,
+    /// The administrator would lock themselves out (deactivating their own
+    /// account, removing their own administrator role).
+    OwnAccount,
+}
+
 /// Why the node could not do what the UI asked. The one error of this
 /// boundary; [`crate::WebError`] maps it to HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -513,6 +607,15 @@ pub enum NodeError {
     /// The node could not answer (store or index failure).
     #[error("the node could not answer: {0}")]
     Unavailable(String),
+    /// A user form the node refuses, naming what is wrong; nothing was
+    /// changed.
+    #[error("{reason}")]
+    UserRefused {
+        /// What is wrong, for the field it belongs to.
+        refusal: UserRefusal,
+        /// The node's words (English), for the log.
+        reason: String,
+    },
 }
 
 /// What `web` needs from the node that serves it.
@@ -645,6 +748,42 @@ pub trait NodeInterface: Send + Sync + 'static {
     /// The node's status, for a national coordinator of its country (else
     /// [`NodeError::NotAllowed`]).
     async fn node_status(&self, user: UserId) -> Result<NodeStatusView, NodeError>;
+    /// The users of `admin`'s authority, the areas where nobody stands in
+    /// for a request handler, and who has not signed in for
+    /// [`INACTIVE_DAYS`] days. Only a local data administrator (authority
+    /// administrator role) may read them ([`NodeError::NotAllowed`]).
+    async fn authority_users(&self, admin: UserId) -> Result<AuthorityUsers, NodeError>;
+
+    /// Creates a user of `admin`'s authority with a first password; the
+    /// node's refusals of the form are [`NodeError::UserRefused`], and
+    /// nothing is created.
+    async fn add_user(&self, admin: UserId, user: UserDraft) -> Result<UserId, NodeError>;
+
+    /// Replaces the roles of a user of `admin`'s authority.
+    async fn set_user_roles(
+        &self,
+        admin: UserId,
+        user: UserId,
+        access: BTreeMap<String, BTreeSet<Role>>,
+    ) -> Result<(), NodeError>;
+
+    /// Deactivates (a leaver: they can no longer sign in and their
+    /// sessions end) or reactivates a user of `admin`'s authority.
+    async fn set_user_active(
+        &self,
+        admin: UserId,
+        user: UserId,
+        active: bool,
+    ) -> Result<(), NodeError>;
+
+    /// Sets a new password for a user of `admin`'s authority (a reset),
+    /// which the administrator hands over and the user then changes.
+    async fn reset_password(
+        &self,
+        admin: UserId,
+        user: UserId,
+        password: &str,
+    ) -> Result<(), NodeError>;
 
     /// A stored session, unless missing or expired.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError>;

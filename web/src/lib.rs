@@ -55,11 +55,12 @@ pub use context::CONTENT_SECURITY_POLICY;
 pub use error::WebError;
 pub use i18n::{Locales, Tr, from_accept_language, negotiate};
 pub use interface::{
-    ApiTokenView, AuthorityPage, CaseView, CompetenceView, DeliveryView, EntryKind,
-    HelpdeskContactView, HelpdeskView, HistoryItem, IdempotencyClaim, KeptResponse, NewApiToken,
-    NewRequest, NodeError, NodeInfo, NodeInterface, NodeStatusView, Official, PartyName,
-    PeerStatusView, RegisterView, RequestActionKey, SearchHit, SearchPage, SearchQuery, StepFate,
-    StoredSession, TaskEmailChoice, TaskFilter, TaskList, TaskQuery, TaskView,
+    ApiTokenView, AuthorityPage, AuthorityUsers, CaseView, CompetenceView, DeliveryView, EntryKind,
+    HelpdeskContactView, HelpdeskView, HistoryItem, INACTIVE_DAYS, IdempotencyClaim, KeptResponse,
+    ManagedUser, NewApiToken, NewRequest, NodeError, NodeInfo, NodeInterface, NodeStatusView,
+    Official, PartyName, PeerStatusView, RegisterView, RequestActionKey, SearchHit, SearchPage,
+    SearchQuery, StepFate, StoredSession, SubstituteGap, TaskEmailChoice, TaskFilter, TaskList,
+    TaskQuery, TaskView, UserDraft, UserRefusal,
 };
 pub use session::NodeSessions;
 pub use throttle::{Throttle, ThrottleLimits};

@@ -12,6 +12,7 @@ mod serve;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use std::sync::Arc;
 
@@ -97,43 +98,17 @@ impl NodeUi {
 
     /// The stored account of a signed-in user.
     pub(super) fn account(&self, user: UserId) -> Result<UserAccount, NodeError> {
-        self.admin.user(user).map_err(|err| match err {
-            // A session of a removed account ends like a deactivated one.
-            AdminError::UnknownUser(_) => NodeError::Deactivated,
-            other => admin_error(other),
-        })
+        stored_account(&self.admin, user)
     }
 
     /// The account, if it may use the UI now.
     pub(super) fn usable(&self, account: UserAccount) -> Result<Official, NodeError> {
-        if !account.user.active {
-            return Err(NodeError::Deactivated);
-        }
-        let record = self
-            .admin
-            .authority(account.user.authority)
-            .map_err(admin_error)?;
-        if record.authority.status != AuthorityStatus::Active {
-            return Err(NodeError::AuthorityNotActive);
-        }
-        let user = account.user;
-        Ok(Official {
-            id: user.id,
-            login: user.login,
-            name: user.name,
-            email: user.email,
-            language: user.language,
-            authority: user.authority,
-            authority_names: record.authority.names,
-            areas: record
-                .authority
-                .competences
-                .into_iter()
-                .map(|c| c.area)
-                .collect(),
-            access: user.access,
-            password_set: account.password_set,
-        })
+        usable(&self.admin, account)
+    }
+
+    /// The local data administrator's side of the UI.
+    fn users(&self) -> users::UserDesk {
+        users::UserDesk::new(self.admin.clone(), self.info.country)
     }
 
     /// The user acting on their own account, if it may use the UI now (the
@@ -155,6 +130,46 @@ impl NodeUi {
             .find(|r| r.id == id)
             .map(|r| r.url)
     }
+}
+
+/// The stored account of a signed-in user.
+fn stored_account(admin: &Admin, user: UserId) -> Result<UserAccount, NodeError> {
+    admin.user(user).map_err(|err| match err {
+        // A session of a removed account ends like a deactivated one.
+        AdminError::UnknownUser(_) => NodeError::Deactivated,
+        other => admin_error(other),
+    })
+}
+
+/// The account, if it may use the UI now: active, of an active authority.
+fn usable(admin: &Admin, account: UserAccount) -> Result<Official, NodeError> {
+    if !account.user.active {
+        return Err(NodeError::Deactivated);
+    }
+    let record = admin
+        .authority(account.user.authority)
+        .map_err(admin_error)?;
+    if record.authority.status != AuthorityStatus::Active {
+        return Err(NodeError::AuthorityNotActive);
+    }
+    let user = account.user;
+    Ok(Official {
+        id: user.id,
+        login: user.login,
+        name: user.name,
+        email: user.email,
+        language: user.language,
+        authority: user.authority,
+        authority_names: record.authority.names,
+        areas: record
+            .authority
+            .competences
+            .into_iter()
+            .map(|c| c.area)
+            .collect(),
+        access: user.access,
+        password_set: account.password_set,
+    })
 }
 
 fn admin_error(err: AdminError) -> NodeError {
@@ -598,6 +613,41 @@ impl NodeInterface for NodeUi {
             received: status.received,
             outbox: status.outbox,
         })
+    }
+
+    async fn authority_users(&self, admin: UserId) -> Result<imi_web::AuthorityUsers, NodeError> {
+        self.users().authority_users(admin).await
+    }
+
+    async fn add_user(&self, admin: UserId, user: imi_web::UserDraft) -> Result<UserId, NodeError> {
+        self.users().add_user(admin, user).await
+    }
+
+    async fn set_user_roles(
+        &self,
+        admin: UserId,
+        user: UserId,
+        access: std::collections::BTreeMap<String, std::collections::BTreeSet<imi_protocol::Role>>,
+    ) -> Result<(), NodeError> {
+        self.users().set_roles(admin, user, access).await
+    }
+
+    async fn set_user_active(
+        &self,
+        admin: UserId,
+        user: UserId,
+        active: bool,
+    ) -> Result<(), NodeError> {
+        self.users().set_active(admin, user, active).await
+    }
+
+    async fn reset_password(
+        &self,
+        admin: UserId,
+        user: UserId,
+        password: &str,
+    ) -> Result<(), NodeError> {
+        self.users().reset_password(admin, user, password).await
     }
 
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, NodeError> {

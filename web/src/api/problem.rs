@@ -231,6 +231,7 @@ impl From<NodeError> for ApiError {
             NodeError::WeakPassword(reason) => ApiError::invalid("new", reason),
             NodeError::Invalid(reason) => ApiError::Refused(reason),
             NodeError::Unavailable(reason) => ApiError::Unavailable(reason),
+            NodeError::UserRefused { reason, .. } => ApiError::Refused(reason),
         }
     }
 }

@@ -14,6 +14,7 @@ mod search;
 mod sign_in;
 mod status;
 mod tasks;
+mod users;
 
 use askama::Template;
 use axum::Router;
@@ -68,6 +69,19 @@ pub(crate) const TEMPLATE_SOURCES: &[(&str, &str)] = &[
         include_str!("../../templates/question_field.html"),
     ),
     ("case.html", include_str!("../../templates/case.html")),
+    ("users.html", include_str!("../../templates/users.html")),
+    (
+        "user_new.html",
+        include_str!("../../templates/user_new.html"),
+    ),
+    ("user.html", include_str!("../../templates/user.html")),
+    (
+        "roles_fieldset.html",
+        include_str!("../../templates/roles_fieldset.html"),
+    ),
+    ("users.rs", include_str!("users.rs")),
+    ("status.html", include_str!("../../templates/status.html")),
+    ("status.rs", include_str!("status.rs")),
     ("tasks.rs", include_str!("tasks.rs")),
     ("requests.rs", include_str!("requests.rs")),
     ("questions.rs", include_str!("questions.rs")),
@@ -88,6 +102,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(requests::routes())
         .merge(cases::routes())
         .merge(status::routes())
+        .merge(users::routes())
         .fallback(not_found)
 }
 
@@ -143,6 +158,9 @@ pub(crate) struct Chrome {
     pub(crate) nav: &'static str,
     /// The signed-in user's name.
     pub(crate) user_name: Option<String>,
+    /// The signed-in user administers their authority's users (the Users
+    /// entry of the menu).
+    pub(crate) administrator: bool,
     /// The training banner.
     pub(crate) training: bool,
     /// The serving node.
@@ -168,6 +186,7 @@ impl Chrome {
             title,
             nav,
             user_name: ctx.official.as_ref().map(|o| o.name.clone()),
+            administrator: ctx.official.as_ref().is_some_and(users::administers),
             training: state.info.training,
             node: state.info.address.clone(),
             here: local_path(&ctx.path),
@@ -364,6 +383,7 @@ pub(crate) fn dynamic_message_ids() -> Vec<String> {
         ids.push(task_message(kind).to_owned());
     }
     ids.extend(profile::message_ids().into_iter().map(str::to_owned));
+    ids.extend(users::message_ids().into_iter().map(str::to_owned));
     ids
 }
 
