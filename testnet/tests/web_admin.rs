@@ -10,11 +10,9 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode, header};
+use common::web::{Browser, summary_links};
+use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use imi_protocol::Country;
 use imi_testnet::Testnet;
@@ -22,142 +20,6 @@ use imi_testnet::ui::{DEMO_PASSWORD, demo_coordinator, demo_people, serve_ui};
 
 /// The second official's first password.
 const SECOND_PASSWORD: &str = "a second official stands in";
-
-type Http = Client<HttpConnector, Full<Bytes>>;
-
-/// A page as the browser got it.
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    cookie: Option<String>,
-    html: String,
-}
-
-/// The web UI of one node, used like a browser would.
-struct Browser {
-    http: Http,
-    base: String,
-}
-
-impl Browser {
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Page> {
-        let response = self.http.request(request).await?;
-        let status = response.status();
-        let header_text = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let location = header_text(header::LOCATION);
-        let cookie = response
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("imi-session="))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned);
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Page {
-            status,
-            location,
-            cookie,
-            html: String::from_utf8(body.to_vec())?,
-        })
-    }
-
-    async fn get(&self, path: &str, cookie: &str) -> Result<Page> {
-        self.send(
-            Request::get(format!("{}{}", self.base, path.trim_start_matches('/')))
-                .header(header::COOKIE, cookie)
-                .body(Full::new(Bytes::new()))?,
-        )
-        .await
-    }
-
-    /// Posts a form from this site's own page, as a browser does.
-    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Result<Page> {
-        self.post_from(
-            path,
-            cookie,
-            form,
-            self.base.trim_end_matches('/'),
-            "same-origin",
-        )
-        .await
-    }
-
-    async fn post_from(
-        &self,
-        path: &str,
-        cookie: &str,
-        form: &[(&str, &str)],
-        origin: &str,
-        fetch_site: &str,
-    ) -> Result<Page> {
-        let body = form
-            .iter()
-            .map(|(name, value)| format!("{name}={}", encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(
-            Request::post(format!("{}{}", self.base, path.trim_start_matches('/')))
-                .header(header::COOKIE, cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::ORIGIN, origin)
-                .header("sec-fetch-site", fetch_site)
-                .body(Full::new(Bytes::from(body)))?,
-        )
-        .await
-    }
-
-    /// Signs in as `login` with `password`; the page answering.
-    async fn try_sign_in(&self, login: &str, password: &str) -> Result<Page> {
-        self.post(
-            "/sign-in",
-            "",
-            &[("login", login), ("password", password), ("next", "/tasks")],
-        )
-        .await
-    }
-
-    /// Signs in as `login`; the session cookie.
-    async fn sign_in(&self, login: &str, password: &str) -> Result<String> {
-        let page = self.try_sign_in(login, password).await?;
-        ensure!(
-            page.status == StatusCode::SEE_OTHER,
-            "signing in answered {}",
-            page.status
-        );
-        page.cookie.context("no session cookie after signing in")
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The fields the error summary links to.
-fn summary_links(html: &str) -> Vec<&str> {
-    let Some(summary) = html.split("class=\"error-summary\"").nth(1) else {
-        return vec![];
-    };
-    let summary = &summary[..summary.find("</div>").unwrap_or(summary.len())];
-    summary
-        .split("href=\"#")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .collect()
-}
 
 /// Whether the page warns that an area lacks a substitute.
 fn warns_of_missing_substitute(html: &str) -> bool {

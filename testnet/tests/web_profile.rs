@@ -10,138 +10,16 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode, header};
+use common::web::{Browser, Page, summary_links};
+use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use imi_node::admin::{NotificationPreference, TaskEmails};
 use imi_protocol::Country;
 use imi_testnet::Testnet;
 use imi_testnet::ui::{DEMO_PASSWORD, demo_coordinator, demo_people, serve_ui};
 
-type Http = Client<HttpConnector, Full<Bytes>>;
-
-/// A page as the browser got it.
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    cookie: Option<String>,
-    html: String,
-}
-
-/// The web UI of one node, used like a browser would.
-struct Browser {
-    http: Http,
-    base: String,
-}
-
 impl Browser {
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Page> {
-        let response = self.http.request(request).await?;
-        let status = response.status();
-        let header_text = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let location = header_text(header::LOCATION);
-        let cookie = response
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("imi-session="))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned);
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Page {
-            status,
-            location,
-            cookie,
-            html: String::from_utf8(body.to_vec())?,
-        })
-    }
-
-    async fn get(&self, path: &str, cookie: &str) -> Result<Page> {
-        self.send(
-            Request::get(format!("{}{}", self.base, path.trim_start_matches('/')))
-                .header(header::COOKIE, cookie)
-                .body(Full::new(Bytes::new()))?,
-        )
-        .await
-    }
-
-    /// Posts a form from this site's own page, as a browser does.
-    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Result<Page> {
-        self.post_from(
-            path,
-            cookie,
-            form,
-            self.base.trim_end_matches('/'),
-            "same-origin",
-        )
-        .await
-    }
-
-    async fn post_from(
-        &self,
-        path: &str,
-        cookie: &str,
-        form: &[(&str, &str)],
-        origin: &str,
-        fetch_site: &str,
-    ) -> Result<Page> {
-        let body = form
-            .iter()
-            .map(|(name, value)| format!("{name}={}", encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(
-            Request::post(format!("{}{}", self.base, path.trim_start_matches('/')))
-                .header(header::COOKIE, cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::ORIGIN, origin)
-                .header("sec-fetch-site", fetch_site)
-                .body(Full::new(Bytes::from(body)))?,
-        )
-        .await
-    }
-
-    /// Signs in as `login`; the session cookie.
-    async fn sign_in(&self, login: &str) -> Result<String> {
-        let page = self
-            .post(
-                "/sign-in",
-                "",
-                &[
-                    ("login", login),
-                    ("password", DEMO_PASSWORD),
-                    ("next", "/profile"),
-                ],
-            )
-            .await?;
-        ensure!(
-            page.status == StatusCode::SEE_OTHER,
-            "signing in answered {}",
-            page.status
-        );
-        page.cookie.context("no session cookie after signing in")
-    }
-
-    async fn sign_out(&self, cookie: &str) -> Result<()> {
-        let page = self.post("/sign-out", cookie, &[]).await?;
-        ensure!(
-            page.location.as_deref() == Some("/sign-in?done=signed-out"),
-            "signing out led to {:?}",
-            page.location
-        );
-        Ok(())
-    }
-
     /// Sends the email notifications form of My profile.
     async fn save_notifications(
         &self,
@@ -158,17 +36,6 @@ impl Browser {
     }
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The task emails choice the profile page shows as chosen.
 fn chosen(html: &str) -> Option<&str> {
     html.split("<input ")
@@ -181,19 +48,6 @@ fn chosen(html: &str) -> Option<&str> {
 fn address_field(html: &str) -> Option<&str> {
     let input = html.split("<input id=\"task-email-address\"").nth(1)?;
     input.split("value=\"").nth(1)?.split('"').next()
-}
-
-/// The fields the error summary links to.
-fn summary_links(html: &str) -> Vec<&str> {
-    let Some(summary) = html.split("class=\"error-summary\"").nth(1) else {
-        return vec![];
-    };
-    let summary = &summary[..summary.find("</div>").unwrap_or(summary.len())];
-    summary
-        .split("href=\"#")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +68,7 @@ async fn a_daily_summary_chosen_on_my_profile_is_kept_across_sign_ins_and_wrong_
 
     // Never chosen: an email for each new task, to the account's address,
     // which the page shows.
-    let cookie = browser.sign_in("fi-official").await?;
+    let cookie = browser.sign_in("fi-official", DEMO_PASSWORD).await?;
     let page = browser.get("/profile", &cookie).await?;
     ensure!(page.status == StatusCode::OK, "My profile: {}", page.status);
     assert_eq!(chosen(&page.html), Some("each-task"));
@@ -251,7 +105,7 @@ async fn a_daily_summary_chosen_on_my_profile_is_kept_across_sign_ins_and_wrong_
         "{:?}",
         after.location
     );
-    let cookie = browser.sign_in("fi-official").await?;
+    let cookie = browser.sign_in("fi-official", DEMO_PASSWORD).await?;
     let page = browser.get("/profile", &cookie).await?;
     assert_eq!(chosen(&page.html), Some("daily-summary"));
     let kept = NotificationPreference {
@@ -347,7 +201,7 @@ async fn an_official_creates_an_api_token_sees_it_listed_and_revokes_it() -> Res
         http: Client::builder(TokioExecutor::new()).build_http(),
         base: ui.url(),
     };
-    let cookie = browser.sign_in("fi-official").await?;
+    let cookie = browser.sign_in("fi-official", DEMO_PASSWORD).await?;
     let page = browser.get("/profile", &cookie).await?;
     ensure!(page.status == StatusCode::OK, "My profile: {}", page.status);
     assert!(page.html.contains("id=\"api-tokens\""));
@@ -437,7 +291,7 @@ async fn the_national_coordinator_reads_which_nodes_are_linked_and_an_official_m
 
     // The coordinator finds the page in the menu: Portugal's node is
     // linked, with its certificate's end, and the store is described.
-    let cookie = browser.sign_in("coordinator").await?;
+    let cookie = browser.sign_in("coordinator", DEMO_PASSWORD).await?;
     let tasks = browser.get("/tasks", &cookie).await?;
     assert!(tasks.html.contains("href=\"/status\""), "the menu links it");
     let page = browser.get("/status", &cookie).await?;
@@ -466,7 +320,7 @@ async fn the_national_coordinator_reads_which_nodes_are_linked_and_an_official_m
     );
 
     // An official has no such menu entry, and is refused the page.
-    let official = browser.sign_in("fi-official").await?;
+    let official = browser.sign_in("fi-official", DEMO_PASSWORD).await?;
     let tasks = browser.get("/tasks", &official).await?;
     assert!(!tasks.html.contains("href=\"/status\""));
     let refused = browser.get("/status", &official).await?;

@@ -1,6 +1,8 @@
 //! Helpers shared by the multi-node tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod web;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
